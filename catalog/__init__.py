@@ -1,0 +1,1 @@
+"""Catalog: species, individuals, sightings, media assets and annotations; import and export."""

@@ -1,0 +1,58 @@
+from django.contrib import admin
+
+from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species
+
+
+@admin.register(Species)
+class SpeciesAdmin(admin.ModelAdmin):
+    list_display = ["common_name", "scientific_name", "id_method", "locations_sensitive"]
+    search_fields = ["common_name", "scientific_name"]
+
+
+@admin.register(Individual)
+class IndividualAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "species", "project", "sex", "life_stage", "status"]
+    list_filter = ["project", "species", "sex", "status"]
+    search_fields = ["code", "name", "notes"]
+
+
+class AnnotationInline(admin.TabularInline):
+    model = Annotation
+    extra = 0
+    fields = ["media_asset", "species", "x", "y", "width", "height", "viewpoint", "body_part", "individual"]
+    raw_id_fields = ["media_asset", "individual"]
+
+
+@admin.register(Sighting)
+class SightingAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "observed_at", "location_name", "observer"]
+    list_filter = ["project"]
+    date_hierarchy = "observed_at"
+    inlines = [AnnotationInline]
+
+
+@admin.register(MediaAsset)
+class MediaAssetAdmin(admin.ModelAdmin):
+    list_display = ["id", "original_filename", "project", "sighting", "width", "height", "uploaded_at"]
+    list_filter = ["project", "image_format"]
+    search_fields = ["original_filename", "sha256"]
+    readonly_fields = [
+        "sha256",
+        "size_bytes",
+        "width",
+        "height",
+        "exif_taken_at",
+        "exif_latitude",
+        "exif_longitude",
+        "file",
+        "preview",
+        "thumbnail",
+    ]
+    raw_id_fields = ["sighting"]
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    list_display = ["id", "media_asset", "species", "viewpoint", "body_part", "individual"]
+    list_filter = ["species", "viewpoint"]
+    raw_id_fields = ["media_asset", "sighting", "individual"]

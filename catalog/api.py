@@ -1,0 +1,328 @@
+"""REST endpoints of the catalog: species, individuals, sightings, media assets (multipart), annotations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db import models
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers, viewsets
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+
+from catalog import selectors, services
+from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species
+from resight.api import PolicyViewSet
+from resight.permissions import Action, projects_for
+
+
+def _scope_related(serializer: serializers.Serializer[Any], **querysets: models.QuerySet[Any]) -> None:
+    """Related-object fields only accept what the user can see, so an id never reveals another project."""
+    for name, queryset in querysets.items():
+        if name in serializer.fields:
+            serializer.fields[name].queryset = queryset  # type: ignore[attr-defined]
+
+
+class SpeciesSerializer(serializers.ModelSerializer[Species]):
+    class Meta:
+        model = Species
+        fields = [
+            "id",
+            "common_name",
+            "scientific_name",
+            "id_method",
+            "viewpoints",
+            "body_parts",
+            "locations_sensitive",
+        ]
+
+
+class SpeciesViewSet(PolicyViewSet):
+    serializer_class = SpeciesSerializer
+    search_fields = ["common_name", "scientific_name"]
+    ordering_fields = ["common_name", "scientific_name"]
+
+    def visible(self, user: Any) -> models.QuerySet[Species]:
+        return Species.objects.all()  # shared reference data
+
+    def get_object(self) -> Species:
+        obj: Species = viewsets.GenericViewSet.get_object(self)
+        return obj
+
+    def create_object(self, data: dict[str, Any]) -> Species:
+        return services.species_create(actor=self.request.user, **data)
+
+    def update_object(self, instance: Species, changes: dict[str, Any]) -> Species:
+        return services.species_update(actor=self.request.user, species=instance, changes=changes)
+
+
+class IndividualSerializer(serializers.ModelSerializer[Individual]):
+    annotation_count = serializers.IntegerField(read_only=True)
+    sighting_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Individual
+        fields = [
+            "id",
+            "project",
+            "species",
+            "code",
+            "name",
+            "sex",
+            "life_stage",
+            "notes",
+            "status",
+            "annotation_count",
+            "sighting_count",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+        validators: list[Any] = []  # uniqueness is checked by the service (model full_clean)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if user := self.context.get("user"):
+            _scope_related(self, project=projects_for(user, Action.VIEW))
+
+
+class IndividualFilter(django_filters.FilterSet):
+    class Meta:
+        model = Individual
+        fields = ["project", "species", "sex", "life_stage", "status"]
+
+
+class IndividualViewSet(PolicyViewSet):
+    serializer_class = IndividualSerializer
+    filterset_class = IndividualFilter
+    search_fields = ["code", "name", "notes"]
+    ordering_fields = ["code", "name", "created_at"]
+    update_action = Action.CURATE
+
+    def visible(self, user: Any) -> models.QuerySet[Individual]:
+        return selectors.individuals_for(user).order_by("project", "code")
+
+    def create_object(self, data: dict[str, Any]) -> Individual:
+        return services.individual_create(actor=self.request.user, **data)
+
+    def update_object(self, instance: Individual, changes: dict[str, Any]) -> Individual:
+        for fixed in ("project", "species"):
+            changes.pop(fixed, None)
+        return services.individual_update(actor=self.request.user, individual=instance, changes=changes)
+
+
+class SightingSerializer(serializers.ModelSerializer[Sighting]):
+    location_blurred = serializers.SerializerMethodField()
+    media_assets: serializers.PrimaryKeyRelatedField[MediaAsset] = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True
+    )
+
+    class Meta:
+        model = Sighting
+        fields = [
+            "id",
+            "project",
+            "observed_at",
+            "time_zone",
+            "latitude",
+            "longitude",
+            "location_uncertainty_m",
+            "location_name",
+            "location_blurred",
+            "observer",
+            "notes",
+            "media_assets",
+            "created_at",
+        ]
+        read_only_fields = ["created_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if user := self.context.get("user"):
+            _scope_related(self, project=projects_for(user, Action.VIEW))
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_location_blurred(self, sighting: Sighting) -> bool:
+        return not selectors.location_is_precise(self.context["user"], sighting)
+
+    def to_representation(self, instance: Sighting) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        location = selectors.sighting_location(self.context["user"], instance)
+        data.update(
+            latitude=location.latitude,
+            longitude=location.longitude,
+            location_uncertainty_m=location.uncertainty_m,
+            location_name=location.name,
+        )
+        return data
+
+
+class SightingFilter(django_filters.FilterSet):
+    observed_after = django_filters.IsoDateTimeFilter(field_name="observed_at", lookup_expr="gte")
+    observed_before = django_filters.IsoDateTimeFilter(field_name="observed_at", lookup_expr="lte")
+    individual = django_filters.NumberFilter(field_name="annotations__individual", distinct=True)
+    species = django_filters.NumberFilter(field_name="annotations__species", distinct=True)
+
+    class Meta:
+        model = Sighting
+        fields = ["project"]
+
+
+class SightingViewSet(PolicyViewSet):
+    serializer_class = SightingSerializer
+    filterset_class = SightingFilter
+    search_fields = ["location_name", "observer", "notes"]
+    ordering_fields = ["observed_at", "created_at"]
+
+    def visible(self, user: Any) -> models.QuerySet[Sighting]:
+        return selectors.sightings_for(user).prefetch_related("media_assets")
+
+    def create_object(self, data: dict[str, Any]) -> Sighting:
+        project = data.pop("project")
+        return services.sighting_create(
+            actor=self.request.user, project=project, data=services.SightingData(**data)
+        )
+
+    def update_object(self, instance: Sighting, changes: dict[str, Any]) -> Sighting:
+        changes.pop("project", None)
+        return services.sighting_update(actor=self.request.user, sighting=instance, changes=changes)
+
+
+class MediaAssetSerializer(serializers.ModelSerializer[MediaAsset]):
+    file = serializers.FileField(write_only=True, help_text="The photo: JPEG, PNG, WebP or HEIC")
+    urls = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MediaAsset
+        fields = [
+            "id",
+            "project",
+            "sighting",
+            "file",
+            "urls",
+            "original_filename",
+            "image_format",
+            "sha256",
+            "size_bytes",
+            "width",
+            "height",
+            "exif_taken_at",
+            "exif_latitude",
+            "exif_longitude",
+            "uploaded_at",
+        ]
+        read_only_fields = [
+            "original_filename",
+            "image_format",
+            "sha256",
+            "size_bytes",
+            "width",
+            "height",
+            "exif_taken_at",
+            "exif_latitude",
+            "exif_longitude",
+            "uploaded_at",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if user := self.context.get("user"):
+            _scope_related(
+                self, project=projects_for(user, Action.VIEW), sighting=selectors.sightings_for(user)
+            )
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+    def get_urls(self, asset: MediaAsset) -> dict[str, str]:
+        return {
+            v: reverse("media-file", kwargs={"pk": asset.pk, "variant": v})
+            for v in ("original", "preview", "thumbnail")
+        }
+
+    def to_representation(self, instance: MediaAsset) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        sighting = instance.sighting
+        if sighting is not None and not selectors.location_is_precise(self.context["user"], sighting):
+            data.update(exif_latitude=None, exif_longitude=None)
+        return data
+
+
+class MediaAssetViewSet(PolicyViewSet):
+    """Upload photos (multipart) and read their metadata. Bytes are served by /media/<id>/<variant>/."""
+
+    serializer_class = MediaAssetSerializer
+    parser_classes = [MultiPartParser, FormParser]
+    filterset_fields = ["project", "sighting", "sha256"]
+    ordering_fields = ["uploaded_at"]
+    http_method_names = ["get", "post", "head", "options"]
+
+    def visible(self, user: Any) -> models.QuerySet[MediaAsset]:
+        return selectors.media_assets_for(user).prefetch_related("sighting__annotations__species")
+
+    def create_object(self, data: dict[str, Any]) -> MediaAsset:
+        upload = data["file"]
+        return services.media_asset_create(
+            actor=self.request.user,
+            project=data["project"],
+            sighting=data.get("sighting"),
+            photo=services.PhotoUpload(upload.name or "photo", upload),
+        )
+
+
+class AnnotationSerializer(serializers.ModelSerializer[Annotation]):
+    class Meta:
+        model = Annotation
+        fields = [
+            "id",
+            "media_asset",
+            "sighting",
+            "species",
+            "x",
+            "y",
+            "width",
+            "height",
+            "viewpoint",
+            "body_part",
+            "individual",
+            "quality",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["sighting", "created_at", "updated_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if user := self.context.get("user"):
+            _scope_related(
+                self, media_asset=selectors.media_assets_for(user), individual=selectors.individuals_for(user)
+            )
+
+
+class AnnotationViewSet(PolicyViewSet):
+    serializer_class = AnnotationSerializer
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    filterset_fields = ["media_asset", "sighting", "species", "individual", "viewpoint", "body_part"]
+    ordering_fields = ["created_at"]
+
+    def visible(self, user: Any) -> models.QuerySet[Annotation]:
+        return selectors.annotations_for(user)
+
+    def create_object(self, data: dict[str, Any]) -> Annotation:
+        box = (data.pop("x"), data.pop("y"), data.pop("width"), data.pop("height"))
+        return services.annotation_create(actor=self.request.user, box=box, **data)
+
+    def update_object(self, instance: Annotation, changes: dict[str, Any]) -> Annotation:
+        changes.pop("media_asset", None)
+        box_fields = ("x", "y", "width", "height")
+        if any(f in changes for f in box_fields):
+            changes["box"] = tuple(changes.pop(f, getattr(instance, f)) for f in box_fields)
+        return services.annotation_update(actor=self.request.user, annotation=instance, changes=changes)
+
+
+ROUTES: list[tuple[str, type[PolicyViewSet], str]] = [
+    ("species", SpeciesViewSet, "species"),
+    ("individuals", IndividualViewSet, "individual"),
+    ("sightings", SightingViewSet, "sighting"),
+    ("media-assets", MediaAssetViewSet, "mediaasset"),
+    ("annotations", AnnotationViewSet, "annotation"),
+]

@@ -1,0 +1,86 @@
+"""HTML forms. They only shape input; the services decide and check permissions."""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+
+from catalog.models import Sighting, Species, Viewpoint
+from resight.permissions import Action, AnyUser, projects_for
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one input (the pattern from Django's file-upload documentation)."""
+
+    widget = MultipleFileInput
+
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(d, initial) for d in data]
+        return [single(data, initial)] if data else []
+
+
+class SightingForm(forms.ModelForm):
+    observed_at = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}),
+        help_text="Local time at the site. Leave empty to take it from the photos' EXIF.",
+    )
+    time_zone = forms.CharField(initial="UTC", help_text="IANA time zone, e.g. Africa/Nairobi")
+    species = forms.ModelChoiceField(
+        Species.objects.all(),
+        required=False,
+        help_text="If set, each photo gets a whole-frame annotation of this species.",
+    )
+    viewpoint = forms.ChoiceField(choices=Viewpoint.choices, initial=Viewpoint.UNKNOWN, required=False)
+    body_part = forms.CharField(required=False, max_length=60)
+    photos = MultipleFileField(
+        required=True,
+        widget=MultipleFileInput(attrs={"accept": "image/jpeg,image/png,image/webp,image/heic,image/heif"}),
+        help_text="JPEG, PNG, WebP or HEIC. Location and time are read from EXIF when the fields are empty.",
+    )
+
+    class Meta:
+        model = Sighting
+        fields = [
+            "project",
+            "observed_at",
+            "time_zone",
+            "latitude",
+            "longitude",
+            "location_uncertainty_m",
+            "location_name",
+            "observer",
+            "notes",
+        ]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args: Any, user: AnyUser, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects_for(user, Action.CONTRIBUTE)  # type: ignore[attr-defined]
+
+    def clean_time_zone(self) -> str:
+        name: str = self.cleaned_data["time_zone"].strip()
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise forms.ValidationError(f"Unknown time zone “{name}”.") from exc
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        observed_at, tz_name = cleaned.get("observed_at"), cleaned.get("time_zone")
+        if observed_at is not None and tz_name:
+            # The browser sends wall-clock time; it belongs to the zone the user named, not the server's.
+            cleaned["observed_at"] = observed_at.replace(tzinfo=None).replace(
+                tzinfo=zoneinfo.ZoneInfo(tz_name)
+            )
+        return cleaned

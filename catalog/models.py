@@ -1,0 +1,243 @@
+"""What was seen: species, individuals, sightings (observation events), photos and the animals in them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from resight.models import Project
+
+
+class IdentificationMethod(models.TextChoices):
+    GLOBAL = "global", "Global embedding"
+    LOCAL = "local", "Local features"
+    HYBRID = "hybrid", "Hybrid (global shortlist, local re-rank)"
+
+
+class Species(models.Model):
+    common_name = models.CharField(max_length=120)
+    scientific_name = models.CharField(max_length=160, unique=True)
+    id_method = models.CharField(
+        "identification method",
+        max_length=10,
+        choices=IdentificationMethod.choices,
+        default=IdentificationMethod.HYBRID,
+    )
+    viewpoints = models.JSONField(
+        default=list, blank=True, help_text="Allowed viewpoints, e.g. left, right, front. Empty: any."
+    )
+    body_parts = models.JSONField(
+        default=list, blank=True, help_text="Body parts annotated, e.g. flank, face, tail fluke. Empty: any."
+    )
+    locations_sensitive = models.BooleanField(
+        default=False, help_text="Blur sighting locations for everyone without curate rights."
+    )
+
+    class Meta:
+        ordering = ["common_name"]
+        verbose_name_plural = "species"
+
+    def __str__(self) -> str:
+        return f"{self.common_name} ({self.scientific_name})"
+
+
+class Sex(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    FEMALE = "female", "Female"
+    MALE = "male", "Male"
+
+
+class LifeStage(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    ADULT = "adult", "Adult"
+    SUBADULT = "subadult", "Subadult"
+    JUVENILE = "juvenile", "Juvenile"
+
+
+class IndividualStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    DECEASED = "deceased", "Deceased"
+    MERGED = "merged", "Merged into another"
+
+
+class Individual(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="individuals")
+    species = models.ForeignKey(Species, on_delete=models.PROTECT, related_name="individuals")
+    code = models.CharField(max_length=60, help_text="Catalogue code, unique in the project")
+    name = models.CharField(max_length=120, blank=True)
+    sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
+    life_stage = models.CharField(max_length=10, choices=LifeStage.choices, default=LifeStage.UNKNOWN)
+    notes = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=10, choices=IndividualStatus.choices, default=IndividualStatus.ACTIVE
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    policy_project_path = "project"
+    policy_species_path = "species"
+
+    class Meta:
+        ordering = ["project", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "code"], name="individual_code_unique_in_project"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}".strip()
+
+
+class Sighting(models.Model):
+    """One observation event: a time and a place. Several animals in it are several annotations."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="sightings")
+    observed_at = models.DateTimeField(db_index=True)
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="IANA zone the time was recorded in")
+    latitude = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(-90), MaxValueValidator(90)]
+    )
+    longitude = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(-180), MaxValueValidator(180)]
+    )
+    location_uncertainty_m = models.FloatField(
+        "location uncertainty (m)", null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    location_name = models.CharField(max_length=200, blank=True)
+    observer = models.CharField(max_length=200, blank=True)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    policy_project_path = "project"
+    policy_species_path = "annotations__species"
+
+    class Meta:
+        ordering = ["-observed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(latitude__isnull=True, longitude__isnull=True)
+                | Q(latitude__gte=-90, latitude__lte=90, longitude__gte=-180, longitude__lte=180),
+                name="sighting_point_complete_and_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        # No place name here: str() ends up in titles and logs, and sensitive locations must not leak.
+        return f"Sighting {self.pk} on {self.observed_at:%Y-%m-%d}"
+
+
+def _original_path(asset: MediaAsset, filename: str) -> str:
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    return f"projects/{asset.project_id}/originals/{asset.sha256[:2]}/{asset.sha256}.{ext}"
+
+
+def _rendition_path(asset: MediaAsset, filename: str) -> str:
+    return f"projects/{asset.project_id}/renditions/{asset.sha256[:2]}/{filename}"
+
+
+class MediaAsset(models.Model):
+    """An uploaded photo. The original is kept untouched; renditions are oriented for display."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="media_assets")
+    sighting = models.ForeignKey(
+        Sighting, null=True, blank=True, on_delete=models.SET_NULL, related_name="media_assets"
+    )
+    file = models.FileField(upload_to=_original_path, max_length=300)
+    preview = models.FileField(upload_to=_rendition_path, max_length=300)
+    thumbnail = models.FileField(upload_to=_rendition_path, max_length=300)
+    original_filename = models.CharField(max_length=255)
+    image_format = models.CharField(max_length=10)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    width = models.PositiveIntegerField(help_text="Pixels, after EXIF orientation")
+    height = models.PositiveIntegerField(help_text="Pixels, after EXIF orientation")
+    exif_taken_at = models.DateTimeField(null=True, blank=True)
+    exif_latitude = models.FloatField(null=True, blank=True)
+    exif_longitude = models.FloatField(null=True, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    policy_project_path = "project"
+    policy_species_path = "annotations__species"
+
+    class Meta:
+        ordering = ["sighting", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sha256"], name="asset_unique_content_in_project"),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_filename
+
+
+class Viewpoint(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
+    FRONT = "front", "Front"
+    BACK = "back", "Back"
+    TOP = "top", "Top"
+    BOTTOM = "bottom", "Bottom"
+
+
+class Quality(models.IntegerChoices):
+    POOR = 1, "Poor"
+    FAIR = 2, "Fair"
+    GOOD = 3, "Good"
+    EXCELLENT = 4, "Excellent"
+
+
+class Annotation(models.Model):
+    """One animal in one photo: where it is, what it is, and (once known) who it is."""
+
+    media_asset = models.ForeignKey(MediaAsset, on_delete=models.CASCADE, related_name="annotations")
+    sighting = models.ForeignKey(Sighting, on_delete=models.CASCADE, related_name="annotations")
+    species = models.ForeignKey(Species, on_delete=models.PROTECT, related_name="annotations")
+    x = models.PositiveIntegerField()
+    y = models.PositiveIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    mask = models.FileField(upload_to="masks/", null=True, blank=True, max_length=300)
+    viewpoint = models.CharField(max_length=10, choices=Viewpoint.choices, default=Viewpoint.UNKNOWN)
+    body_part = models.CharField(max_length=60, blank=True)
+    individual = models.ForeignKey(
+        Individual, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
+    )
+    quality = models.PositiveSmallIntegerField(choices=Quality.choices, null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    policy_project_path = "media_asset__project"
+    policy_species_path = "species"
+
+    class Meta:
+        ordering = ["media_asset", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(width__gt=0, height__gt=0), name="annotation_box_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Annotation {self.pk} ({self.species.common_name})"
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.width, self.height)
+
+    def box_percent(self) -> dict[str, float]:
+        """The box as percentages of the photo, for drawing over any rendition size."""
+        w, h = self.media_asset.width, self.media_asset.height
+        return {
+            "left": 100 * self.x / w,
+            "top": 100 * self.y / h,
+            "width": 100 * self.width / w,
+            "height": 100 * self.height / h,
+        }

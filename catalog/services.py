@@ -1,0 +1,401 @@
+"""Writes to the catalog. Every write checks the permission policy and leaves an audit event.
+
+Photos are inspected completely before anything is written; then the originals, renditions and rows are
+stored in one transaction, and files written by a transaction that fails are removed again, so a rejected
+upload leaves neither a row nor a file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.forms.models import model_to_dict
+
+from catalog import images
+from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species, Viewpoint
+from resight import audit
+from resight.models import Project
+from resight.permissions import Action, AnyUser, require, require_project
+
+
+@dataclass(frozen=True)
+class PhotoUpload:
+    """A photo to add: its name as uploaded and a readable stream."""
+
+    name: str
+    stream: IO[bytes]
+
+
+@dataclass
+class _StoredFiles:
+    names: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _files_removed_on_failure() -> Iterator[_StoredFiles]:
+    stored = _StoredFiles()
+    try:
+        yield stored
+    except BaseException:
+        for name in stored.names:
+            default_storage.delete(name)
+        raise
+
+
+def inspect_photos(*, project: Project, photos: Sequence[PhotoUpload]) -> list[images.InspectedImage]:
+    """Check every photo (format, size, pixels, full decode, duplicates) before anything is stored.
+
+    Raises ValidationError listing each bad file with its reason."""
+    errors: list[str] = []
+    inspected: list[images.InspectedImage] = []
+    seen: dict[str, str] = {}
+    for photo in photos:
+        try:
+            data = images.read_limited(photo.stream, settings.RESIGHT_MAX_UPLOAD_BYTES)
+            image = images.inspect(data, max_pixels=settings.RESIGHT_MAX_IMAGE_PIXELS)
+        except images.ImageRejected as exc:
+            errors.append(f"{photo.name}: {exc}")
+            continue
+        if image.sha256 in seen:
+            errors.append(f"{photo.name}: the same photo as {seen[image.sha256]} in this upload.")
+            continue
+        existing = MediaAsset.objects.filter(project=project, sha256=image.sha256).first()
+        if existing is not None:
+            errors.append(
+                f"{photo.name}: this photo is already in the project "
+                f"(photo {existing.pk}, uploaded as {existing.original_filename})."
+            )
+            continue
+        seen[image.sha256] = photo.name
+        inspected.append(image)
+    if errors:
+        raise ValidationError({"photos": errors})
+    if not inspected:
+        raise ValidationError({"photos": ["Add at least one photo."]})
+    return inspected
+
+
+def _store_asset(
+    *,
+    actor: AnyUser,
+    project: Project,
+    sighting: Sighting | None,
+    name: str,
+    image: images.InspectedImage,
+    stored: _StoredFiles,
+) -> MediaAsset:
+    asset = MediaAsset(
+        project=project,
+        sighting=sighting,
+        original_filename=name[:255],
+        image_format=image.image_format,
+        sha256=image.sha256,
+        size_bytes=len(image.data),
+        width=image.width,
+        height=image.height,
+        exif_taken_at=image.taken_at,
+        exif_latitude=image.latitude,
+        exif_longitude=image.longitude,
+        uploaded_by=actor if actor.is_authenticated else None,
+    )
+    # The original first, exactly as uploaded; renditions are derived from it.
+    asset.file.save(f"original.{image.extension}", ContentFile(image.data), save=False)
+    stored.names.append(str(asset.file.name))
+    preview = images.rendition(image.data, images.PREVIEW_MAX_SIDE)
+    asset.preview.save(f"{image.sha256}-preview.jpg", ContentFile(preview), save=False)
+    stored.names.append(str(asset.preview.name))
+    thumbnail = images.rendition(image.data, images.THUMBNAIL_MAX_SIDE)
+    asset.thumbnail.save(f"{image.sha256}-thumb.jpg", ContentFile(thumbnail), save=False)
+    stored.names.append(str(asset.thumbnail.name))
+    asset.save()
+    audit.record(
+        actor=actor,
+        action="media_asset.upload",
+        obj=asset,
+        project_id=project.pk,
+        changes={"sha256": image.sha256, "size_bytes": len(image.data), "filename": asset.original_filename},
+    )
+    return asset
+
+
+def media_asset_create(
+    *, actor: AnyUser, project: Project, photo: PhotoUpload, sighting: Sighting | None = None
+) -> MediaAsset:
+    require_project(actor, project, Action.CONTRIBUTE)
+    if sighting is not None and sighting.project_id != project.pk:
+        raise ValidationError({"sighting": ["The sighting belongs to another project."]})
+    (image,) = inspect_photos(project=project, photos=[photo])
+    with transaction.atomic(), _files_removed_on_failure() as stored:
+        return _store_asset(
+            actor=actor, project=project, sighting=sighting, name=photo.name, image=image, stored=stored
+        )
+
+
+@dataclass(frozen=True)
+class SightingData:
+    observed_at: dt.datetime | None = None  # None: the earliest EXIF time of the photos
+    time_zone: str = "UTC"
+    latitude: float | None = None
+    longitude: float | None = None
+    location_uncertainty_m: float | None = None
+    location_name: str = ""
+    observer: str = ""
+    notes: str = ""
+
+
+def _with_exif_defaults(data: SightingData, inspected: Sequence[images.InspectedImage]) -> SightingData:
+    """Fill the time and place the user left empty from the photos' EXIF."""
+    observed_at, lat, lon = data.observed_at, data.latitude, data.longitude
+    if observed_at is None:
+        times = [i.taken_at for i in inspected if i.taken_at is not None]
+        if not times:
+            raise ValidationError({"observed_at": ["Give the time of the sighting; the photos carry none."]})
+        observed_at = min(times)
+    if lat is None and lon is None:
+        located = next((i for i in inspected if i.latitude is not None), None)
+        if located is not None:
+            lat, lon = located.latitude, located.longitude
+    return dataclasses.replace(data, observed_at=observed_at, latitude=lat, longitude=lon)
+
+
+def _validated_sighting(sighting: Sighting) -> Sighting:
+    sighting.full_clean(exclude=["project", "created_by"])
+    if (sighting.latitude is None) != (sighting.longitude is None):
+        raise ValidationError({"longitude": ["Give both latitude and longitude, or neither."]})
+    return sighting
+
+
+def sighting_create(
+    *,
+    actor: AnyUser,
+    project: Project,
+    data: SightingData,
+    photos: Sequence[PhotoUpload] = (),
+    species: Species | None = None,
+    viewpoint: str = Viewpoint.UNKNOWN,
+    body_part: str = "",
+) -> Sighting:
+    """A sighting with its photos. With `species`, each photo gets one whole-frame annotation of it,
+    to be narrowed to the animal's box by a curator or a detector."""
+    require_project(actor, project, Action.CONTRIBUTE, species.pk if species else None)
+    inspected = inspect_photos(project=project, photos=photos) if photos else []
+    sighting = _validated_sighting(
+        Sighting(
+            project=project,
+            created_by=actor if actor.is_authenticated else None,
+            **_with_exif_defaults(data, inspected).__dict__,
+        )
+    )
+    if species is not None:
+        _check_annotation_vocabulary(species, viewpoint, body_part)
+    with transaction.atomic(), _files_removed_on_failure() as stored:
+        sighting.save()
+        audit.record(
+            actor=actor,
+            action="sighting.create",
+            obj=sighting,
+            project_id=project.pk,
+            changes=audit.diff({}, model_to_dict(sighting)),
+        )
+        for photo, image in zip(photos, inspected, strict=True):
+            asset = _store_asset(
+                actor=actor, project=project, sighting=sighting, name=photo.name, image=image, stored=stored
+            )
+            if species is not None:
+                _annotation_save(
+                    actor,
+                    Annotation(
+                        media_asset=asset,
+                        sighting=sighting,
+                        species=species,
+                        x=0,
+                        y=0,
+                        width=asset.width,
+                        height=asset.height,
+                        viewpoint=viewpoint,
+                        body_part=body_part,
+                    ),
+                )
+    return sighting
+
+
+def sighting_update(*, actor: AnyUser, sighting: Sighting, changes: dict[str, Any]) -> Sighting:
+    require(actor, sighting, Action.CONTRIBUTE)
+    before = model_to_dict(sighting)
+    for name, value in changes.items():
+        setattr(sighting, name, value)
+    with transaction.atomic():
+        _validated_sighting(sighting).save()
+        audit.record(
+            actor=actor,
+            action="sighting.update",
+            obj=sighting,
+            project_id=sighting.project_id,
+            changes=audit.diff(before, model_to_dict(sighting)),
+        )
+    return sighting
+
+
+def _check_annotation_vocabulary(species: Species, viewpoint: str, body_part: str) -> None:
+    if species.viewpoints and viewpoint not in (*species.viewpoints, Viewpoint.UNKNOWN):
+        raise ValidationError(
+            {"viewpoint": [f"{species.common_name} takes the viewpoints {', '.join(species.viewpoints)}."]}
+        )
+    if species.body_parts and body_part and body_part not in species.body_parts:
+        raise ValidationError(
+            {"body_part": [f"{species.common_name} takes the body parts {', '.join(species.body_parts)}."]}
+        )
+
+
+def _annotation_save(actor: AnyUser, annotation: Annotation) -> Annotation:
+    asset = annotation.media_asset
+    if annotation.x + annotation.width > asset.width or annotation.y + annotation.height > asset.height:
+        raise ValidationError({"box": [f"The box must lie inside the {asset.width}x{asset.height} photo."]})
+    if annotation.width <= 0 or annotation.height <= 0:
+        raise ValidationError({"box": ["The box must have a positive width and height."]})
+    _check_annotation_vocabulary(annotation.species, annotation.viewpoint, annotation.body_part)
+    creating = annotation.pk is None
+    before = {} if creating else model_to_dict(Annotation.objects.get(pk=annotation.pk))
+    individual = annotation.individual
+    if individual is not None:
+        if individual.species_id != annotation.species_id:
+            raise ValidationError({"individual": ["The individual is of another species."]})
+        if before.get("individual") != individual.pk:
+            # Saying who an animal is, is a curator's decision (on the individual's project).
+            require(actor, individual, Action.CURATE)
+    if creating:
+        annotation.created_by = actor if actor.is_authenticated else None
+    annotation.save()
+    audit.record(
+        actor=actor,
+        action="annotation.create" if creating else "annotation.update",
+        obj=annotation,
+        project_id=asset.project_id,
+        changes=audit.diff(before, model_to_dict(annotation)),
+    )
+    return annotation
+
+
+def annotation_create(
+    *,
+    actor: AnyUser,
+    media_asset: MediaAsset,
+    species: Species,
+    box: tuple[int, int, int, int],
+    viewpoint: str = Viewpoint.UNKNOWN,
+    body_part: str = "",
+    quality: int | None = None,
+    individual: Individual | None = None,
+) -> Annotation:
+    require_project(actor, media_asset.project, Action.CONTRIBUTE, species.pk)
+    if media_asset.sighting_id is None:
+        raise ValidationError({"media_asset": ["Attach the photo to a sighting before annotating it."]})
+    x, y, w, h = box
+    annotation = Annotation(
+        media_asset=media_asset,
+        sighting_id=media_asset.sighting_id,
+        species=species,
+        x=x,
+        y=y,
+        width=w,
+        height=h,
+        viewpoint=viewpoint,
+        body_part=body_part,
+        quality=quality,
+        individual=individual,
+    )
+    with transaction.atomic():
+        return _annotation_save(actor, annotation)
+
+
+def annotation_update(*, actor: AnyUser, annotation: Annotation, changes: dict[str, Any]) -> Annotation:
+    require(actor, annotation, Action.CONTRIBUTE)
+    if "individual" in changes and changes["individual"] != annotation.individual:
+        require(actor, annotation, Action.CURATE)  # also to unassign; assigning checks the individual too
+    for name, value in changes.items():
+        if name == "box":
+            annotation.x, annotation.y, annotation.width, annotation.height = value
+        else:
+            setattr(annotation, name, value)
+    with transaction.atomic():
+        return _annotation_save(actor, annotation)
+
+
+def individual_create(*, actor: AnyUser, project: Project, species: Species, **fields: Any) -> Individual:
+    require_project(actor, project, Action.CURATE, species.pk)
+    individual = Individual(project=project, species=species, **fields)
+    individual.full_clean()
+    with transaction.atomic():
+        individual.save()
+        audit.record(
+            actor=actor,
+            action="individual.create",
+            obj=individual,
+            project_id=project.pk,
+            changes=audit.diff({}, model_to_dict(individual)),
+        )
+    return individual
+
+
+def individual_update(*, actor: AnyUser, individual: Individual, changes: dict[str, Any]) -> Individual:
+    require(actor, individual, Action.CURATE)
+    before = model_to_dict(individual)
+    for name, value in changes.items():
+        setattr(individual, name, value)
+    individual.full_clean()
+    with transaction.atomic():
+        individual.save()
+        audit.record(
+            actor=actor,
+            action="individual.update",
+            obj=individual,
+            project_id=individual.project_id,
+            changes=audit.diff(before, model_to_dict(individual)),
+        )
+    return individual
+
+
+def _require_staff(actor: AnyUser) -> None:
+    from django.core.exceptions import PermissionDenied
+
+    if not (actor.is_authenticated and getattr(actor, "is_staff", False)):
+        raise PermissionDenied("Species are shared by every project; only operators (staff) edit them.")
+
+
+def species_create(*, actor: AnyUser, **fields: Any) -> Species:
+    _require_staff(actor)
+    species = Species(**fields)
+    species.full_clean()
+    with transaction.atomic():
+        species.save()
+        audit.record(
+            actor=actor, action="species.create", obj=species, changes=audit.diff({}, model_to_dict(species))
+        )
+    return species
+
+
+def species_update(*, actor: AnyUser, species: Species, changes: dict[str, Any]) -> Species:
+    _require_staff(actor)
+    before = model_to_dict(species)
+    for name, value in changes.items():
+        setattr(species, name, value)
+    species.full_clean()
+    with transaction.atomic():
+        species.save()
+        audit.record(
+            actor=actor,
+            action="species.update",
+            obj=species,
+            changes=audit.diff(before, model_to_dict(species)),
+        )
+    return species

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from catalog import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("projects/<int:pk>/", views.project_detail, name="project-detail"),
+    path("species/", views.species_list, name="species-list"),
+    path("individuals/", views.individual_list, name="individual-list"),
+    path("individuals/<int:pk>/", views.individual_detail, name="individual-detail"),
+    path("sightings/new/", views.sighting_create, name="sighting-create"),
+    path("sightings/<int:pk>/", views.sighting_detail, name="sighting-detail"),
+    path("media/<int:pk>/<str:variant>/", views.media_file, name="media-file"),
+]

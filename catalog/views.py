@@ -1,0 +1,222 @@
+"""Server-rendered pages (django-htmx). Thin: they call selectors and services and render."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Max
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from catalog import selectors, services
+from catalog.forms import SightingForm
+from catalog.models import Individual, IndividualStatus, Sex, Species
+from resight.models import Project
+from resight.permissions import Action, get_for, granted, projects_for, require, scope
+
+MEDIA_VARIANTS = {"original", "preview", "thumbnail"}
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    projects = projects_for(user, Action.VIEW).select_related("organization")
+    individuals = selectors.individuals_for(user)
+    sightings = selectors.sightings_for(user)[:10]
+    return render(
+        request,
+        "catalog/dashboard.html",
+        {
+            "projects": projects.annotate(n_sightings=Count("sightings", distinct=True)),
+            "individual_count": individuals.count(),
+            "recent_sightings": [(s, selectors.sighting_location(user, s)) for s in sightings],
+        },
+    )
+
+
+@login_required
+@require_GET
+def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_for(request.user, Project.objects.select_related("organization"), pk=pk)
+    user = request.user
+    sightings = selectors.sightings_for(user).filter(project=project)
+    individuals = selectors.individuals_for(user).filter(project=project)
+    species = Species.objects.filter(individuals__in=individuals).annotate(
+        n=Count("individuals", distinct=True)
+    )
+    return render(
+        request,
+        "catalog/project_detail.html",
+        {
+            "project": project,
+            "sighting_count": sightings.count(),
+            "individual_count": individuals.count(),
+            "species": species,
+            "recent_sightings": [(s, selectors.sighting_location(user, s)) for s in sightings[:20]],
+            "can_contribute": granted(user, project.pk, Action.CONTRIBUTE),
+            "can_manage": granted(user, project.pk, Action.MANAGE),
+            "agreements": project.sharing_agreements.valid().select_related("grantee")
+            if granted(user, project.pk, Action.MANAGE)
+            else [],
+        },
+    )
+
+
+@login_required
+@require_GET
+def species_list(request: HttpRequest) -> HttpResponse:
+    # Counts only what the user may see: species are shared, individuals are not.
+    visible = scope(Individual.objects.all(), request.user, Action.VIEW)
+    counts = dict(visible.values("species").annotate(n=Count("id")).values_list("species", "n"))
+    species = Species.objects.order_by("common_name")
+    return render(
+        request,
+        "catalog/species_list.html",
+        {
+            "species": [(s, counts.get(s.pk, 0)) for s in species],
+        },
+    )
+
+
+@login_required
+@require_GET
+def individual_list(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    queryset = selectors.individual_filter(selectors.individuals_for(user), request.GET.dict())
+    queryset = queryset.annotate(last_seen=Max("annotations__sighting__observed_at")).order_by(
+        "project", "code"
+    )
+    page = Paginator(queryset, 30).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "params": request.GET.dict(),
+        "querystring": request.GET.copy(),
+        "projects": projects_for(user, Action.VIEW),
+        "species": Species.objects.all(),
+        "sexes": Sex.choices,
+        "statuses": IndividualStatus.choices,
+    }
+    if request.htmx and request.htmx.target == "individual-results":  # type: ignore[attr-defined]
+        return render(request, "catalog/_individual_results.html", context)
+    return render(request, "catalog/individual_list.html", context)
+
+
+@login_required
+@require_GET
+def individual_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    individual = get_for(user, selectors.individuals_for(user), pk=pk)
+    annotations = (
+        selectors.annotations_for(user)
+        .filter(individual=individual)
+        .select_related("sighting__project")
+        .order_by("body_part", "-sighting__observed_at")
+    )
+    gallery: dict[str, list[object]] = {}
+    for annotation in annotations:
+        gallery.setdefault(annotation.body_part or "unspecified", []).append(annotation)
+    sightings = selectors.sightings_for(user).filter(annotations__individual=individual).distinct()
+    return render(
+        request,
+        "catalog/individual_detail.html",
+        {
+            "individual": individual,
+            "gallery": gallery,
+            "timeline": [
+                (s, selectors.sighting_location(user, s)) for s in sightings.order_by("observed_at")
+            ],
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def sighting_create(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    initial = {}
+    if (project_id := request.GET.get("project", "")).isdigit():
+        initial["project"] = int(project_id)
+    form = SightingForm(request.POST or None, request.FILES or None, user=user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        photos = [services.PhotoUpload(f.name or "photo", f) for f in data["photos"]]
+        try:
+            sighting = services.sighting_create(
+                actor=user,
+                project=data["project"],
+                data=services.SightingData(
+                    observed_at=data["observed_at"],
+                    time_zone=data["time_zone"],
+                    latitude=data["latitude"],
+                    longitude=data["longitude"],
+                    location_uncertainty_m=data["location_uncertainty_m"],
+                    location_name=data["location_name"],
+                    observer=data["observer"],
+                    notes=data["notes"],
+                ),
+                photos=photos,
+                species=data["species"],
+                viewpoint=data["viewpoint"] or "unknown",
+                body_part=data["body_part"],
+            )
+        except ValidationError as exc:
+            _attach_errors(form, exc)
+        else:
+            return redirect("sighting-detail", pk=sighting.pk)
+    status = 400 if form.errors else 200
+    return render(request, "catalog/sighting_form.html", {"form": form}, status=status)
+
+
+def _attach_errors(form: SightingForm, exc: ValidationError) -> None:
+    for field, messages in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, messages)
+
+
+@login_required
+@require_GET
+def sighting_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    sighting = get_for(user, selectors.sightings_for(user), pk=pk)
+    assets = (
+        selectors.media_assets_for(user)
+        .filter(sighting=sighting)
+        .prefetch_related("annotations__species", "annotations__individual")
+    )
+    return render(
+        request,
+        "catalog/sighting_detail.html",
+        {
+            "sighting": sighting,
+            "location": selectors.sighting_location(user, sighting),
+            "assets": assets,
+            "can_contribute": granted(user, sighting.project_id, Action.CONTRIBUTE),
+        },
+    )
+
+
+@login_required
+@require_GET
+def media_file(request: HttpRequest, pk: int, variant: str) -> FileResponse:
+    """Every photo byte goes through here, so the policy covers media as it covers pages and the API."""
+    if variant not in MEDIA_VARIANTS:
+        raise Http404("No such variant.")
+    user = request.user
+    asset = get_for(user, selectors.media_assets_for(user), pk=pk)
+    if variant == "original":
+        # Originals keep their EXIF GPS; renditions are re-encoded without it.
+        sighting = asset.sighting_id and selectors.sightings_for(user).filter(pk=asset.sighting_id).first()
+        if sighting and not selectors.location_is_precise(user, sighting):
+            require(user, sighting, Action.CURATE)
+    field = {"original": asset.file, "preview": asset.preview, "thumbnail": asset.thumbnail}[variant]
+    content_type = mimetypes.guess_type(str(field.name))[0] or "application/octet-stream"
+    response = FileResponse(field.open("rb"), content_type=content_type)
+    if variant == "original":
+        response["Content-Disposition"] = f'inline; filename="{asset.original_filename}"'
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,2 @@
+"""Resight project package: settings, urls, and the platform layer (organisations, projects, sharing,
+permissions, audit)."""

@@ -1,0 +1,134 @@
+"""The platform layer: who belongs where, what is shared with whom, and what happened."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    CURATOR = "curator", "Curator"
+    CONTRIBUTOR = "contributor", "Contributor"
+    VIEWER = "viewer", "Viewer"
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="one_membership_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+
+class Project(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="projects")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    policy_project_path = "pk"
+    policy_species_path = None
+
+    class Meta:
+        ordering = ["organization__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="project_slug_unique_in_org"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Right(models.TextChoices):
+    """What a sharing agreement can grant to another organisation."""
+
+    VIEW = "view", "View"
+    MATCH = "match", "Match against"
+    CURATE = "curate", "Curate"
+    EXPORT = "export", "Export"
+
+
+class SharingAgreementQuerySet(models.QuerySet["SharingAgreement"]):
+    def valid(self, at: Any = None) -> SharingAgreementQuerySet:
+        at = at or timezone.now()
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+
+
+class SharingAgreement(models.Model):
+    """`project` shares with `grantee`: its members get exactly `rights`, on `species` (all if empty),
+    until `expires_at`."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sharing_agreements")
+    grantee = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="agreements_received")
+    rights = models.JSONField(default=list, help_text="Any of: view, match, curate, export")
+    species = models.ManyToManyField("catalog.Species", blank=True, related_name="+")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SharingAgreementQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rights__contained_by=["view", "match", "curate", "export"]),
+                name="sharing_rights_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} -> {self.grantee}: {', '.join(self.rights)}"
+
+    @property
+    def is_valid(self) -> bool:
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+
+class AuditEvent(models.Model):
+    """Append-only log. The database itself refuses UPDATE and DELETE on this table (see migration 0002)."""
+
+    # No foreign keys: an append-only row must survive the deletion of the user or project it names.
+    actor_id = models.IntegerField(null=True, blank=True, db_index=True)
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=80)
+    object_type = models.CharField(max_length=80)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=200, blank=True)
+    project_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        when = f"{self.created_at:%Y-%m-%d %H:%M}"
+        return f"{when} {self.actor_name} {self.action} {self.object_type}#{self.object_id}"

@@ -1,0 +1,197 @@
+"""The one permission policy: roles and sharing agreements -> actions, and queryset scoping.
+
+Every surface (HTML views, the REST API, media file URLs, and the matching shortlist) asks this module and
+nothing else. A model takes part by declaring where its project and species are:
+
+    policy_project_path = "project"            # lookup from the model to its Project
+    policy_species_path = "species"            # lookup to its Species, or None if it has none
+
+Rules:
+- Members of the organisation that owns a project act on it with their role's actions.
+- Members of an organisation holding a valid sharing agreement on a project get exactly the agreement's
+  rights, restricted to its species when it names any.
+- Superusers (operators) may do everything.
+- What a user may not see is a 404; what they may see but not do is a 403.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.db import models
+from django.db.models import Q
+from django.http import Http404
+
+from resight.models import Membership, Organization, Project, Right, Role, SharingAgreement
+
+M = TypeVar("M", bound=models.Model)
+AnyUser = User | AnonymousUser
+
+
+class Action(enum.StrEnum):
+    VIEW = "view"
+    CONTRIBUTE = "contribute"  # add sightings, photos, annotations
+    MATCH = "match"  # have this project's catalogue searched in one's match jobs
+    CURATE = "curate"  # decide identities, edit individuals, see precise sensitive locations
+    EXPORT = "export"
+    MANAGE = "manage"  # project settings, sharing agreements
+
+
+ROLE_ACTIONS: dict[str, frozenset[Action]] = {
+    Role.VIEWER: frozenset({Action.VIEW}),
+    Role.CONTRIBUTOR: frozenset({Action.VIEW, Action.CONTRIBUTE, Action.MATCH}),
+    Role.CURATOR: frozenset({Action.VIEW, Action.CONTRIBUTE, Action.MATCH, Action.CURATE, Action.EXPORT}),
+    Role.ADMIN: frozenset(Action),
+}
+
+# Curating or exporting what one cannot see makes no sense, so those rights carry VIEW with them.
+# Match-against alone does not: the shortlist may use such a project without its pages opening.
+RIGHT_ACTIONS: dict[str, frozenset[Action]] = {
+    Right.VIEW: frozenset({Action.VIEW}),
+    Right.MATCH: frozenset({Action.MATCH}),
+    Right.CURATE: frozenset({Action.VIEW, Action.CURATE}),
+    Right.EXPORT: frozenset({Action.VIEW, Action.EXPORT}),
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    project_id: int
+    actions: frozenset[Action]
+    species_ids: frozenset[int] | None  # None: every species
+
+
+def _is_superuser(user: AnyUser) -> bool:
+    return bool(getattr(user, "is_superuser", False) and user.is_active)
+
+
+def grants_for(user: AnyUser) -> list[Grant]:
+    """What `user` may do, project by project. Cached on the user object for the request."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    cached: list[Grant] | None = getattr(user, "_resight_grants", None)
+    if cached is not None:
+        return cached
+    grants: list[Grant] = []
+    memberships = Membership.objects.filter(user=user).values_list("organization_id", "role")
+    role_by_org = dict(memberships)
+    for project_id, org_id in Project.objects.filter(organization_id__in=role_by_org).values_list(
+        "id", "organization_id"
+    ):
+        grants.append(Grant(project_id, ROLE_ACTIONS[role_by_org[org_id]], None))
+    agreements = (
+        SharingAgreement.objects.valid().filter(grantee_id__in=role_by_org).prefetch_related("species")
+    )
+    for agreement in agreements:
+        actions = frozenset().union(*(RIGHT_ACTIONS[r] for r in agreement.rights))
+        species = frozenset(s.pk for s in agreement.species.all()) or None
+        grants.append(Grant(agreement.project_id, actions, species))
+    setattr(user, "_resight_grants", grants)  # noqa: B010 - a per-request cache on the user object
+    return grants
+
+
+def forget_grants(user: AnyUser) -> None:
+    """Drop the per-request cache (after memberships or agreements change)."""
+    if hasattr(user, "_resight_grants"):
+        delattr(user, "_resight_grants")
+
+
+def _condition(model: type[models.Model], grant: Grant) -> Q:
+    project_path: str = model.policy_project_path  # type: ignore[attr-defined]
+    species_path: str | None = model.policy_species_path  # type: ignore[attr-defined]
+    cond = Q(**{project_path: grant.project_id})
+    if grant.species_ids is not None and species_path is not None:
+        cond &= Q(**{f"{species_path}__in": grant.species_ids})
+    return cond
+
+
+def scope(queryset: models.QuerySet[M], user: AnyUser, action: Action) -> models.QuerySet[M]:
+    """Only the rows of `queryset` on which `user` may perform `action`."""
+    if _is_superuser(user):
+        return queryset
+    model = queryset.model
+    conditions = [_condition(model, g) for g in grants_for(user) if action in g.actions]
+    if not conditions:
+        return queryset.none()
+    combined = Q()
+    for cond in conditions:
+        combined |= cond
+    # A subquery rather than a join: species paths may cross a to-many relation (a sighting's annotations),
+    # and a join would repeat rows.
+    return queryset.filter(pk__in=model._default_manager.filter(combined).values("pk"))
+
+
+def can(user: AnyUser, obj: models.Model, action: Action) -> bool:
+    return scope(type(obj)._default_manager.filter(pk=obj.pk), user, action).exists()
+
+
+def allowed_ids(user: AnyUser, objects: Iterable[M], action: Action) -> set[Any]:
+    """The primary keys among `objects` on which `user` may do `action`, in one query."""
+    objects = list(objects)
+    if not objects:
+        return set()
+    model = type(objects[0])
+    rows = scope(model._default_manager.filter(pk__in=[o.pk for o in objects]), user, action)
+    return set(rows.values_list("pk", flat=True))
+
+
+def get_for(user: AnyUser, queryset: models.QuerySet[M], action: Action = Action.VIEW, **lookup: Any) -> M:
+    """Fetch one object: 404 when the user cannot see it, 403 when they see it but may not do `action`."""
+    try:
+        obj = scope(queryset, user, Action.VIEW).get(**lookup)
+    except (ObjectDoesNotExist, ValueError) as exc:
+        raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.") from exc
+    require(user, obj, action)
+    return obj
+
+
+def require(user: AnyUser, obj: models.Model, action: Action) -> None:
+    """403 unless `user` may do `action` on `obj` (which the caller already knows they may see)."""
+    if not can(user, obj, action):
+        raise PermissionDenied(f"You may not {action.value} this {obj._meta.verbose_name}.")
+
+
+def granted(user: AnyUser, project_id: int, action: Action, species_ids: Iterable[int] = ()) -> bool:
+    """In memory: may `user` do `action` in the project, on every species in `species_ids`?"""
+    if _is_superuser(user):
+        return True
+    wanted = set(species_ids)
+    for g in grants_for(user):
+        if (
+            g.project_id == project_id
+            and action in g.actions
+            and (g.species_ids is None or wanted <= g.species_ids)
+        ):
+            return True
+    return False
+
+
+def require_project(user: AnyUser, project: Project, action: Action, species_id: int | None = None) -> None:
+    """For creating things in a project: 404 if the project is invisible, 403 if `action` is not granted
+    (for `species_id`, when the new object has a species)."""
+    if not granted(user, project.pk, Action.VIEW):
+        raise Http404("No project matches the given query.")
+    if not granted(user, project.pk, action, [species_id] if species_id is not None else []):
+        raise PermissionDenied(f"You may not {action.value} in this project.")
+
+
+def projects_for(user: AnyUser, action: Action) -> models.QuerySet[Project]:
+    return scope(Project.objects.all(), user, action)
+
+
+def organizations_administered(user: AnyUser) -> models.QuerySet[Organization]:
+    if _is_superuser(user):
+        return Organization.objects.all()
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    return Organization.objects.filter(memberships__user=user, memberships__role=Role.ADMIN)
+
+
+def require_org_admin(user: AnyUser, organization: Organization) -> None:
+    if not organizations_administered(user).filter(pk=organization.pk).exists():
+        raise PermissionDenied("Only an admin of the organisation may do this.")
