@@ -21,6 +21,10 @@ class MultipleFileField(forms.FileField):
 
     widget = MultipleFileInput
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Empty files pass here so the upload service reports them by name, like every other bad file.
+        super().__init__(*args, allow_empty_file=True, **kwargs)
+
     def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
         single = super().clean
         if isinstance(data, list | tuple):

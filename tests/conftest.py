@@ -20,7 +20,7 @@ PASSWORD = "test-password-123"
 
 
 @pytest.fixture(autouse=True)
-def _media_in_tmp(settings, tmp_path: Path) -> Path:
+def media_root(settings, tmp_path: Path) -> Path:
     """Every test writes media to its own folder, so tests can count files left behind."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
@@ -41,7 +41,7 @@ class World:
     other_project: Project
     leopard: Species
     zebra: Species
-    users: dict[str, User | None]
+    users: dict[str, User]
     sighting: Sighting
     asset: MediaAsset
     annotation: Annotation
@@ -73,12 +73,11 @@ def world(db) -> World:
     project = Project.objects.create(organization=owner, name="Big Cats", slug="big-cats")
     other_project = Project.objects.create(organization=stranger_org, name="Elsewhere", slug="elsewhere")
 
-    users: dict[str, User | None] = {
+    users: dict[str, User] = {
         str(role): make_user(role, owner, role)
         for role in (Role.ADMIN, Role.CURATOR, Role.CONTRIBUTOR, Role.VIEWER)
     }
     users["outsider"] = make_user("outsider", stranger_org, Role.ADMIN)
-    users["anonymous"] = None
     shares = {
         "share_view": ([Right.VIEW], [], None),
         "share_curate_leopard": ([Right.CURATE], [leopard], None),
@@ -94,7 +93,6 @@ def world(db) -> World:
         agreement.species.set(species)
 
     curator = users[Role.CURATOR]
-    assert curator is not None
     leopard_individual = services.individual_create(
         actor=curator, project=project, species=leopard, code="L1"
     )
