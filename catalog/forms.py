@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
-from catalog.models import Sighting, Species, Viewpoint
+from catalog.models import MediaAsset, Sighting, Species, Viewpoint
 from resight.permissions import Action, AnyUser, projects_for
 
 
@@ -88,3 +88,20 @@ class SightingForm(forms.ModelForm):
                 tzinfo=zoneinfo.ZoneInfo(tz_name)
             )
         return cleaned
+
+
+class AnnotationForm(forms.Form):
+    """A box typed in pixels: works without JavaScript; the drawing tool fills the same fields."""
+
+    media_asset = forms.ModelChoiceField(MediaAsset.objects.none(), label="Photo")
+    species = forms.ModelChoiceField(Species.objects.all())
+    x = forms.IntegerField(min_value=0)
+    y = forms.IntegerField(min_value=0)
+    width = forms.IntegerField(min_value=1)
+    height = forms.IntegerField(min_value=1)
+    viewpoint = forms.ChoiceField(choices=Viewpoint.choices, initial=Viewpoint.UNKNOWN)
+    body_part = forms.CharField(required=False, max_length=60)
+
+    def __init__(self, *args: Any, sighting: Sighting, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["media_asset"].queryset = sighting.media_assets.all()  # type: ignore[attr-defined]

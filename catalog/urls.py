@@ -10,5 +10,6 @@ urlpatterns = [
     path("individuals/<int:pk>/", views.individual_detail, name="individual-detail"),
     path("sightings/new/", views.sighting_create, name="sighting-create"),
     path("sightings/<int:pk>/", views.sighting_detail, name="sighting-detail"),
+    path("sightings/<int:pk>/annotations/", views.annotation_create, name="annotation-create"),
     path("media/<int:pk>/<str:variant>/", views.media_file, name="media-file"),
 ]

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import mimetypes
 
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.permissions import IsAuthenticated
 
 from catalog import selectors, services
-from catalog.forms import SightingForm
+from catalog.forms import AnnotationForm, SightingForm
 from catalog.models import Individual, IndividualStatus, Sex, Species
 from resight.models import Project
 from resight.permissions import Action, get_for, granted, projects_for, require, scope
@@ -175,7 +176,7 @@ def sighting_create(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/sighting_form.html", {"form": form}, status=status)
 
 
-def _attach_errors(form: SightingForm, exc: ValidationError) -> None:
+def _attach_errors(form: forms.BaseForm, exc: ValidationError) -> None:
     for field, messages in exc.message_dict.items():
         form.add_error(field if field in form.fields else None, messages)
 
@@ -183,6 +184,36 @@ def _attach_errors(form: SightingForm, exc: ValidationError) -> None:
 @login_required
 @require_GET
 def sighting_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _render_sighting(request, pk, annotation_form=None)
+
+
+@login_required
+@require_POST
+def annotation_create(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    sighting = get_for(user, selectors.sightings_for(user), pk=pk)
+    form = AnnotationForm(request.POST, sighting=sighting)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.annotation_create(
+                actor=user,
+                media_asset=data["media_asset"],
+                species=data["species"],
+                box=(data["x"], data["y"], data["width"], data["height"]),
+                viewpoint=data["viewpoint"],
+                body_part=data["body_part"],
+            )
+        except ValidationError as exc:
+            _attach_errors(form, exc)
+        else:
+            return redirect("sighting-detail", pk=sighting.pk)
+    return _render_sighting(request, pk, annotation_form=form, status=400)
+
+
+def _render_sighting(
+    request: HttpRequest, pk: int, annotation_form: AnnotationForm | None, status: int = 200
+) -> HttpResponse:
     user = request.user
     sighting = get_for(user, selectors.sightings_for(user), pk=pk)
     assets = (
@@ -198,7 +229,9 @@ def sighting_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "location": selectors.sighting_location(user, sighting),
             "assets": assets,
             "can_contribute": granted(user, sighting.project_id, Action.CONTRIBUTE),
+            "annotation_form": annotation_form or AnnotationForm(sighting=sighting),
         },
+        status=status,
     )
 
 

@@ -1,0 +1,59 @@
+"""Pages as a curator uses them: search with htmx fragments, annotation by typed box, time zones."""
+
+from __future__ import annotations
+
+from django.test import Client
+
+from catalog.models import Annotation
+from tests.conftest import World
+
+
+def client_for(world: World, user: str) -> Client:
+    client = Client()
+    client.force_login(world.users[user])
+    return client
+
+
+def test_individual_search_returns_a_fragment_for_htmx_and_a_page_without(world: World) -> None:
+    client = client_for(world, "viewer")
+    full = client.get("/individuals/", {"q": "L1"})
+    assert full.status_code == 200 and b"<html" in full.content and b"L1" in full.content
+    assert b"Z1" not in full.content.split(b'id="individual-results"')[1]
+    fragment = client.get(
+        "/individuals/",
+        {"species": world.zebra.pk},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="individual-results",
+    )
+    assert b"<html" not in fragment.content
+    assert b"Z1" in fragment.content and b">L1<" not in fragment.content
+
+
+def test_annotation_by_typed_box(world: World) -> None:
+    client = client_for(world, "contributor")
+    url = f"/sightings/{world.sighting.pk}/annotations/"
+    form = {
+        "media_asset": world.asset.pk,
+        "species": world.leopard.pk,
+        "x": 5,
+        "y": 5,
+        "width": 50,
+        "height": 40,
+        "viewpoint": "right",
+        "body_part": "flank",
+    }
+    assert client.post(url, form).status_code == 302
+    assert Annotation.objects.filter(media_asset=world.asset).count() == 2
+    outside = client.post(url, form | {"x": 300})
+    assert outside.status_code == 400 and b"inside the 320x240 photo" in outside.content
+    viewer = client_for(world, "viewer")
+    assert viewer.post(url, form).status_code == 403
+    assert Annotation.objects.filter(media_asset=world.asset).count() == 2
+
+
+def test_sighting_time_is_shown_in_its_own_zone(world: World) -> None:
+    sighting = world.sighting
+    sighting.time_zone = "Africa/Nairobi"
+    sighting.save()
+    html = client_for(world, "curator").get(f"/sightings/{sighting.pk}/").content.decode()
+    assert "2026-03-01 09:00:00 (Africa/Nairobi, UTC+0300)" in html  # stored 06:00 UTC
