@@ -38,11 +38,12 @@ DEMO_USERS = [
 
 # (code, name, species key, sex, number of sightings)
 DEMO_INDIVIDUALS = [
-    ("MARA-L001", "Bahati", "leopard", Sex.FEMALE, 3),
-    ("MARA-L002", "Jabari", "leopard", Sex.MALE, 2),
-    ("MARA-L003", "Zuri", "leopard", Sex.FEMALE, 2),
-    ("MARA-C001", "Kasi", "cheetah", Sex.MALE, 2),
-    ("MARA-C002", "Neema", "cheetah", Sex.FEMALE, 1),
+    ("MARA-L001", "Bahati", "leopard", Sex.FEMALE, 4),
+    ("MARA-L002", "Jabari", "leopard", Sex.MALE, 4),
+    ("MARA-L003", "Zuri", "leopard", Sex.FEMALE, 3),
+    ("MARA-L004", "Imani", "leopard", Sex.MALE, 3),
+    ("MARA-C001", "Kasi", "cheetah", Sex.MALE, 3),
+    ("MARA-C002", "Neema", "cheetah", Sex.FEMALE, 2),
 ]
 SITES = [
     ("Musiara Marsh", -1.3556, 35.0278),

@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.forms.models import model_to_dict
 
-from catalog import images
+from catalog import images, signals
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species, Viewpoint
 from resight import audit
 from resight.models import Project
@@ -276,6 +276,14 @@ def _annotation_save(actor: AnyUser, annotation: Annotation) -> Annotation:
     if creating:
         annotation.created_by = actor if actor.is_authenticated else None
     annotation.save()
+    geometry = ("species", "x", "y", "width", "height", "viewpoint", "body_part", "mask")
+    after = model_to_dict(annotation)
+    changed = creating or any(before.get(f) != after.get(f) for f in geometry)
+    transaction.on_commit(
+        lambda: signals.annotation_saved.send(
+            sender=Annotation, annotation=annotation, created=creating, actor=actor, geometry_changed=changed
+        )
+    )
     audit.record(
         actor=actor,
         action="annotation.create" if creating else "annotation.update",

@@ -12,4 +12,5 @@ urlpatterns = [
     path("sightings/<int:pk>/", views.sighting_detail, name="sighting-detail"),
     path("sightings/<int:pk>/annotations/", views.annotation_create, name="annotation-create"),
     path("media/<int:pk>/<str:variant>/", views.media_file, name="media-file"),
+    path("annotations/<int:pk>/crop/", views.annotation_crop, name="annotation-crop"),
 ]

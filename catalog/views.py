@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import mimetypes
 
 from django import forms
@@ -12,6 +13,7 @@ from django.db.models import Count, Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from PIL import Image
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.permissions import IsAuthenticated
@@ -23,6 +25,7 @@ from resight.models import Project
 from resight.permissions import Action, get_for, granted, projects_for, require, scope
 
 MEDIA_VARIANTS = {"original", "preview", "thumbnail"}
+CROP_MAX_SIDE = 480
 
 
 @login_required
@@ -258,4 +261,24 @@ def media_file(request: HttpRequest, pk: int, variant: str) -> FileResponse:
         response["Content-Disposition"] = f'inline; filename="{asset.original_filename}"'
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@api_view(["GET"])
+@authentication_classes([TokenAuthentication, SessionAuthentication])
+@permission_classes([IsAuthenticated])
+def annotation_crop(request: HttpRequest, pk: int) -> HttpResponse:
+    """The annotation's box cut from the display rendition: what curators compare side by side."""
+    user = request.user
+    annotation = get_for(user, selectors.annotations_for(user), pk=pk)
+    asset = annotation.media_asset
+    with asset.preview.open("rb") as f, Image.open(f) as preview:
+        scale = preview.width / asset.width
+        x, y, w, h = (round(v * scale) for v in annotation.box)
+        region = preview.convert("RGB").crop((x, y, x + max(w, 1), y + max(h, 1)))
+    region.thumbnail((CROP_MAX_SIDE, CROP_MAX_SIDE))
+    out = io.BytesIO()
+    region.save(out, format="JPEG", quality=88)
+    response = HttpResponse(out.getvalue(), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=600"
     return response

@@ -100,11 +100,12 @@ router = DefaultRouter()
 router.register("projects", ProjectViewSet, basename="project")
 
 
-def register_catalog() -> None:
+def register_apps() -> None:
     from catalog import api as catalog_api
+    from identification import api as identification_api
 
-    for prefix, viewset, basename in catalog_api.ROUTES:
+    for prefix, viewset, basename in [*catalog_api.ROUTES, *identification_api.ROUTES]:
         router.register(prefix, viewset, basename=basename)
 
 
-register_catalog()
+register_apps()

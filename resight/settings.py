@@ -171,7 +171,37 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+# With CELERY_BROKER_URL (redis://, amqp://): that broker. Without: kombu's filesystem transport in the state
+# folder, which needs no service. Never eager: the running platform always goes through a real worker.
+BROKER_DIR = Path(os.environ.get("RESIGHT_BROKER_DIR", STATE_DIR / "broker"))
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL == "filesystem://":
+    for _sub in ("queue", "processed"):
+        (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is not lost (with brokers that redeliver)
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True  # job state lives in the database, not in a result backend
+CELERY_TASK_DEFAULT_QUEUE = "bulk"
+CELERY_TASK_ROUTES = {
+    "identification.tasks.run_match_job": {"queue": "interactive"},
+    "identification.tasks.*": {"queue": "bulk"},
+    "identification.training.*": {"queue": "training"},
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# How long a worker owns a job before another may take it over (a worker that died on another host).
+RESIGHT_JOB_LEASE_SECONDS = int(os.environ.get("RESIGHT_JOB_LEASE_SECONDS", 300))
+
+# --- Identification -------------------------------------------------------------------------------------
+RESIGHT_EMBEDDING_MODEL = os.environ.get("RESIGHT_EMBEDDING_MODEL", "imagenet-mobilenetv2")
+RESIGHT_LOCAL_MATCHER = os.environ.get("RESIGHT_LOCAL_MATCHER", "sift")
+RESIGHT_SHORTLIST = int(os.environ.get("RESIGHT_SHORTLIST", 20))
 
 LOGGING = {
     "version": 1,

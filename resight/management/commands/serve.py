@@ -1,13 +1,15 @@
 """`manage.py serve`: the one command that runs the platform.
 
-Migrates, loads the demo catalogue (unless --no-demo), then serves on 127.0.0.1 with waitress, a
-production WSGI server that needs no compiler or system service. Ctrl-C or SIGTERM stops it cleanly,
-and with it the embedded PostgreSQL when no other process holds it.
+Migrates, loads the demo catalogue (unless --no-demo), starts the Celery workers (one for the `interactive`
+queue, one for `bulk` and `training`, so a curator's match job never waits behind an import), then serves on
+127.0.0.1 with waitress, a production WSGI server that needs no compiler or system service. Ctrl-C or
+SIGTERM stops the workers and the server cleanly, and with them the embedded PostgreSQL.
 """
 
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 from types import FrameType
 from typing import Any
@@ -29,6 +31,11 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--threads", type=int, default=8)
         parser.add_argument("--no-demo", action="store_true", help="Do not load the demo catalogue")
+        parser.add_argument(
+            "--no-workers",
+            action="store_true",
+            help="Do not start Celery workers (run them yourself, e.g. on GPU machines)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from waitress import serve
@@ -48,11 +55,53 @@ class Command(BaseCommand):
                 f"Demo logins (password '{demo.DEMO_PASSWORD}'): curator, viewer, contributor, "
                 "admin (operator, /admin/), partner (another organisation)\n"
             )
+        workers = [] if options["no_workers"] else start_workers()
         self.stdout.flush()
-        serve(
-            application,
-            host=options["host"],
-            port=options["port"],
-            threads=options["threads"],
-            ident="Resight",
-        )
+        try:
+            serve(
+                application,
+                host=options["host"],
+                port=options["port"],
+                threads=options["threads"],
+                ident="Resight",
+            )
+        finally:
+            stop_workers(workers)
+
+
+WORKERS = {"interactive": "interactive", "bulk": "bulk,training"}
+
+
+def start_workers() -> list[subprocess.Popen[bytes]]:
+    processes = []
+    for name, queues in WORKERS.items():
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "resight",
+            "worker",
+            "-Q",
+            queues,
+            "-n",
+            f"{name}@%h",
+            "--concurrency",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ]
+        processes.append(subprocess.Popen(command))
+    return processes
+
+
+def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()  # Celery's warm shutdown: the running task finishes
+    for process in processes:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()

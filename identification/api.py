@@ -1,0 +1,120 @@
+"""REST endpoints: start a match job, poll it, read its candidates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from rest_framework import serializers
+
+from catalog import selectors as catalog_selectors
+from identification import selectors, services
+from identification.models import MatchCandidate, MatchJob
+from resight.api import PolicyViewSet
+from resight.permissions import Action, scope
+
+
+class CandidateSerializer(serializers.ModelSerializer[MatchCandidate]):
+    individual_code = serializers.CharField(source="individual.code", read_only=True)
+    project = serializers.IntegerField(source="individual.project_id", read_only=True)
+
+    def to_representation(self, instance: MatchCandidate) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if instance.individual_id not in self.context["viewable_individuals"]:
+            # From a match-against-only agreement: the match is reported, the individual stays closed.
+            data.update(individual_code=None, annotation=None)
+        return data
+
+    class Meta:
+        model = MatchCandidate
+        fields = [
+            "rank",
+            "individual",
+            "individual_code",
+            "project",
+            "annotation",
+            "global_score",
+            "local_score",
+            "match_count",
+            "probability",
+            "band",
+            "model_key",
+            "matcher_key",
+        ]
+
+
+class MatchJobSerializer(serializers.ModelSerializer[MatchJob]):
+    candidates = CandidateSerializer(many=True, read_only=True)
+    filters = serializers.DictField(required=False, help_text="days, radius_km, same_viewpoint")
+
+    class Meta:
+        model = MatchJob
+        fields = [
+            "id",
+            "annotation",
+            "state",
+            "error",
+            "probably_new",
+            "space",
+            "matcher",
+            "shortlist_size",
+            "project_ids",
+            "filters",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "candidates",
+        ]
+        read_only_fields = [
+            "state",
+            "error",
+            "probably_new",
+            "space",
+            "matcher",
+            "shortlist_size",
+            "project_ids",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if (user := self.context.get("user")) and "annotation" in self.fields:
+            self.fields["annotation"].queryset = catalog_selectors.annotations_for(user)  # type: ignore[attr-defined]
+
+    def validate_filters(self, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(value) - {"days", "radius_km", "same_viewpoint"}
+        if unknown:
+            raise serializers.ValidationError(f"Unknown filters: {', '.join(sorted(unknown))}")
+        for key in ("days", "radius_km"):
+            if key in value and not (isinstance(value[key], int | float) and value[key] > 0):
+                raise serializers.ValidationError(f"{key} must be a positive number")
+        return value
+
+
+class MatchJobViewSet(PolicyViewSet):
+    """POST to start a job for an annotation; GET to poll its state and read ranked candidates."""
+
+    serializer_class = MatchJobSerializer
+    filterset_fields = ["annotation", "state"]
+    ordering_fields = ["created_at"]
+    http_method_names = ["get", "post", "head", "options"]
+
+    def visible(self, user: Any) -> models.QuerySet[MatchJob]:
+        return scope(MatchJob.objects.all(), user, Action.VIEW).prefetch_related("candidates__individual")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        context["viewable_individuals"] = selectors.viewable_individuals_of_jobs(self.request.user)
+        return context
+
+    def create_object(self, data: dict[str, Any]) -> MatchJob:
+        return services.match_job_start(
+            actor=self.request.user, annotation=data["annotation"], filters=data.get("filters")
+        )
+
+
+ROUTES: list[tuple[str, type[PolicyViewSet], str]] = [("match-jobs", MatchJobViewSet, "matchjob")]

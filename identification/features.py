@@ -1,0 +1,133 @@
+"""Running ml_service on stored annotations and persisting what it computes (embeddings, local features).
+
+Models are loaded once per worker process and reused."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from functools import cache
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from PIL import Image
+
+from catalog.models import Annotation
+from identification import search
+from identification.models import EmbeddingSpace, LocalFeatureSet
+from ml_service import embedding, imaging, local_features
+
+_space_lock = threading.Lock()
+logger = logging.getLogger(__name__)
+
+
+class PhotoUnreadable(ValueError):
+    """The stored photo cannot be decoded any more (damaged storage, truncated copy)."""
+
+
+@cache
+def embedding_model(name: str) -> embedding.EmbeddingModel:
+    return embedding.get_model(name)
+
+
+@cache
+def local_matcher(name: str) -> local_features.LocalMatcher:
+    return local_features.get_matcher(name)
+
+
+def active_space() -> EmbeddingSpace:
+    """The space new embeddings and searches use; created (with its index) on first use."""
+    space = EmbeddingSpace.objects.filter(is_active=True).first()
+    if space is not None:
+        return space
+    model = embedding_model(settings.RESIGHT_EMBEDDING_MODEL)
+    with _space_lock, transaction.atomic():
+        space, _ = EmbeddingSpace.objects.get_or_create(
+            key=model.key, defaults={"model_name": model.name, "version": model.version, "dim": model.dim}
+        )
+        if not EmbeddingSpace.objects.filter(is_active=True).exists():
+            EmbeddingSpace.objects.filter(pk=space.pk).update(is_active=True)
+            space.is_active = True
+        search.ensure_index(space)
+    return space
+
+
+def annotation_crop(annotation: Annotation) -> imaging.Crop:
+    asset = annotation.media_asset
+    try:
+        with asset.file.open("rb") as f:
+            image = imaging.load_oriented(io.BytesIO(f.read()))
+        mask = None
+        if annotation.mask:
+            with annotation.mask.open("rb") as f, Image.open(f) as m:
+                mask = np.asarray(m.convert("L")) > 127
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PhotoUnreadable(
+            f"photo {asset.pk} ({asset.original_filename}) cannot be decoded: {exc}"
+        ) from exc
+    return imaging.crop(image, annotation.box, mask)
+
+
+def embed(
+    annotations: list[Annotation], space: EmbeddingSpace, *, skip_unreadable: bool = False
+) -> dict[int, np.ndarray]:
+    """Embed (and store) the annotations that have no vector in `space` yet; return all their vectors.
+
+    With `skip_unreadable`, annotations whose photo cannot be decoded are left out (and logged) instead of
+    failing the whole batch: one damaged catalogue photo must not block every search."""
+    stored = dict(space.embeddings.filter(annotation__in=annotations).values_list("annotation_id", "vector"))
+    # pgvector's field gives a HalfVector or, through values_list, a plain list.
+    vectors = {
+        a: np.asarray(getattr(v, "to_list", lambda v=v: v)(), dtype=np.float32) for a, v in stored.items()
+    }
+    missing = [a for a in annotations if a.pk not in vectors]
+    if missing:
+        model = embedding_model(space.model_name)
+        if model.key != space.key:
+            raise RuntimeError(f"worker has {model.key}, job needs {space.key}")
+        crops = []
+        for a in list(missing):
+            try:
+                crops.append(annotation_crop(a))
+            except PhotoUnreadable:
+                if not skip_unreadable:
+                    raise
+                logger.warning("annotation %s skipped: its photo cannot be decoded", a.pk)
+                missing.remove(a)
+        computed = model.predict(crops)
+        search.store(space, [(a.pk, v, _filter_columns(a)) for a, v in zip(missing, computed, strict=True)])
+        vectors.update({a.pk: v for a, v in zip(missing, computed, strict=True)})
+    return vectors
+
+
+def _filter_columns(annotation: Annotation) -> dict[str, object]:
+    return {
+        "project_id": annotation.media_asset.project_id,
+        "species_id": annotation.species_id,
+        "viewpoint": annotation.viewpoint,
+        "body_part": annotation.body_part,
+    }
+
+
+def features(annotation: Annotation, matcher: local_features.LocalMatcher) -> local_features.Features:
+    """Local features of the annotation's crop, extracted once per extractor version and cached in storage."""
+    cached = LocalFeatureSet.objects.filter(annotation=annotation, extractor=matcher.key).first()
+    if cached is not None:
+        with cached.file.open("rb") as f, np.load(io.BytesIO(f.read())) as data:
+            return local_features.Features.from_npz(dict(data))
+    extracted = matcher.extract(annotation_crop(annotation))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **extracted.to_npz())  # type: ignore[arg-type]
+    feature_set = LocalFeatureSet(
+        annotation=annotation, extractor=matcher.key, keypoints=len(extracted.keypoints)
+    )
+    feature_set.file.save(f"{annotation.pk}-{matcher.name}.npz", ContentFile(buffer.getvalue()), save=False)
+    try:
+        with transaction.atomic():
+            feature_set.save()
+    except IntegrityError:
+        feature_set.file.delete(save=False)  # another worker stored them first: keep theirs
+    return extracted

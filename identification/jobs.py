@@ -1,0 +1,199 @@
+"""The match job state machine and pipeline.
+
+    queued -> embedding -> searching -> re-ranking -> done
+       \\__________\\____________\\____________\\-----> failed (with a reason)
+
+A worker claims a job with one conditional UPDATE (a queued job, or an active one whose lease expired or
+whose worker process is gone) and advances it only while it holds the claim, so two workers never run the
+same job, a rerun of a finished job is a no-op, and a job whose worker was killed is taken over after the
+restart (`recover_orphaned`). Candidates are replaced in one transaction with the final state: a job that
+is run twice never has duplicate candidates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from collections.abc import Callable
+
+import numpy as np
+import psutil
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from catalog.models import Annotation
+from identification import features, search
+from identification.calibration import fusion_model_for
+from identification.models import ACTIVE_STATES, JobState, MatchCandidate, MatchJob
+from ml_service import fusion
+
+logger = logging.getLogger(__name__)
+
+
+class ClaimLost(RuntimeError):
+    """Another worker took the job over (our lease expired): stop without touching it."""
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _lease() -> dt.datetime:
+    return timezone.now() + dt.timedelta(seconds=settings.RESIGHT_JOB_LEASE_SECONDS)
+
+
+def claim(job_id: int) -> bool:
+    now = timezone.now()
+    claimable = Q(state=JobState.QUEUED) | Q(state__in=ACTIVE_STATES, lease_expires_at__lt=now)
+    return bool(
+        MatchJob.objects.filter(claimable, pk=job_id).update(
+            state=JobState.EMBEDDING,
+            claimed_by=worker_id(),
+            lease_expires_at=_lease(),
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), now),
+            error="",
+        )
+    )
+
+
+def advance(job_id: int, state: JobState, **fields: object) -> None:
+    updated = MatchJob.objects.filter(pk=job_id, claimed_by=worker_id(), state__in=ACTIVE_STATES).update(
+        state=state, lease_expires_at=_lease(), **fields
+    )
+    if not updated:
+        raise ClaimLost(f"job {job_id} is no longer ours")
+
+
+def fail(job_id: int, reason: str) -> None:
+    MatchJob.objects.filter(pk=job_id, state__in=ACTIVE_STATES).update(
+        state=JobState.FAILED, error=reason[:2000], finished_at=timezone.now(), lease_expires_at=None
+    )
+
+
+def run(job_id: int) -> None:
+    """Run one job to the end. Safe to call any number of times, from any number of workers."""
+    if not claim(job_id):
+        return  # done, failed, or in another live worker's hands
+    try:
+        _pipeline(MatchJob.objects.select_related("space", "annotation__media_asset").get(pk=job_id))
+    except ClaimLost:
+        logger.warning("match job %s was taken over by another worker", job_id)
+    except features.PhotoUnreadable as exc:
+        fail(job_id, f"The photo could not be read: {exc}")
+    except Exception as exc:  # the job records every failure; the worker itself carries on
+        logger.exception("match job %s failed", job_id)
+        fail(job_id, f"{type(exc).__name__}: {exc}")
+
+
+def _pipeline(job: MatchJob) -> None:
+    query = job.annotation
+    (query_vector,) = features.embed([query], job.space).values()
+    # Every identified catalogue member in scope is embedded once, so the search compares with all of them.
+    missing = (
+        Annotation.objects.filter(
+            species_id=query.species_id, media_asset__project_id__in=job.project_ids, individual__isnull=False
+        )
+        .exclude(embeddings__space=job.space)
+        .select_related("media_asset")
+    )
+    features.embed(list(missing), job.space, skip_unreadable=True)
+    advance(job.pk, JobState.SEARCHING)
+    neighbours = search.nearest(job.space, query_vector, _search_filter(job), k=job.shortlist_size)
+    advance(job.pk, JobState.RERANKING)
+    cosine = np.array([n.cosine for n in neighbours])
+    scores: dict[str, np.ndarray] = {"cosine": cosine}
+    inliers: np.ndarray | None = None
+    tentative: np.ndarray | None = None
+    if job.matcher and neighbours:
+        matcher = features.local_matcher(job.matcher)
+        mine = features.features(query, matcher)
+        gallery = Annotation.objects.select_related("media_asset").in_bulk(
+            [n.annotation_id for n in neighbours]
+        )
+        matches = [
+            matcher.match(mine, features.features(gallery[n.annotation_id], matcher)) for n in neighbours
+        ]
+        inliers = np.array([m.inliers for m in matches], dtype=float)
+        tentative = np.array([m.matches for m in matches], dtype=float)
+        scores["inliers"] = inliers
+    model = fusion_model_for(query.species_id, job.space, job.matcher)
+    probabilities = model.predict(scores) if neighbours else np.zeros(0)
+    ranked = fusion.aggregate(
+        [str(n.annotation_id) for n in neighbours], [str(n.individual_id) for n in neighbours], probabilities
+    )
+    position = {n.annotation_id: i for i, n in enumerate(neighbours)}
+    with transaction.atomic():
+        MatchCandidate.objects.filter(job=job).delete()
+        rows = []
+        for rank, c in enumerate(ranked, start=1):
+            i = position[int(c.annotation)]
+            rows.append(
+                MatchCandidate(
+                    job=job,
+                    rank=rank,
+                    individual_id=int(c.individual),
+                    annotation_id=int(c.annotation),
+                    global_score=float(cosine[i]),
+                    probability=c.probability,
+                    band=c.band.value,
+                    local_score=None if inliers is None else float(inliers[i]),
+                    match_count=None if tentative is None else int(tentative[i]),
+                    model_key=job.space.key,
+                    matcher_key=job.matcher,
+                )
+            )
+        MatchCandidate.objects.bulk_create(rows)
+        advance(job.pk, JobState.DONE, finished_at=timezone.now(), probably_new=fusion.probably_new(ranked))
+
+
+def _search_filter(job: MatchJob) -> search.SearchFilter:
+    query = job.annotation
+    f = job.filters or {}
+    between = None
+    if f.get("days"):
+        centre = query.sighting.observed_at
+        span = dt.timedelta(days=float(f["days"]))
+        between = (centre - span, centre + span)
+    near = None
+    if f.get("radius_km") and query.sighting.latitude is not None and query.sighting.longitude is not None:
+        near = (query.sighting.latitude, query.sighting.longitude, float(f["radius_km"]))
+    return search.SearchFilter(
+        species_id=query.species_id,
+        project_ids=tuple(job.project_ids),
+        exclude_annotation_ids=tuple(
+            Annotation.objects.filter(sighting_id=query.sighting_id).values_list("pk", flat=True)
+        ),  # the same encounter is no evidence of a re-sighting
+        viewpoint=query.viewpoint if query.viewpoint != "unknown" and f.get("same_viewpoint", True) else None,
+        body_part=query.body_part or None,
+        near=near,
+        observed_between=between,
+    )
+
+
+def recover_orphaned(
+    enqueue: Callable[[int], None], *, queued_older_than: dt.timedelta | None = None
+) -> list[int]:
+    """Re-enqueue jobs a dead worker left behind: active jobs whose worker process on this host is gone (their
+    lease is expired on the spot) and, optionally, queued jobs whose message may have been lost."""
+    host = socket.gethostname()
+    recovered = []
+    for job in MatchJob.objects.filter(state__in=ACTIVE_STATES, claimed_by__startswith=f"{host}:"):
+        pid = int(job.claimed_by.rsplit(":", 1)[1])
+        if not psutil.pid_exists(pid) and MatchJob.objects.filter(
+            pk=job.pk, claimed_by=job.claimed_by, state__in=ACTIVE_STATES
+        ).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1)):
+            recovered.append(job.pk)
+    if queued_older_than is not None:
+        cutoff = timezone.now() - queued_older_than
+        recovered += list(
+            MatchJob.objects.filter(state=JobState.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True)
+        )
+    for job_id in recovered:
+        enqueue(job_id)
+    return recovered

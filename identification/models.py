@@ -1,0 +1,174 @@
+"""Match jobs and their candidates; embeddings and local features stored per model/extractor version."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from pgvector.django import HalfVectorField
+
+from catalog.models import Annotation, Individual
+
+
+class EmbeddingSpace(models.Model):
+    """One embedding model version. Vectors of different spaces are never compared."""
+
+    key = models.CharField(max_length=120, unique=True)  # "<model name>@<version>"
+    model_name = models.CharField(max_length=80)
+    version = models.CharField(max_length=80)
+    dim = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_embedding_space"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class AnnotationEmbedding(models.Model):
+    """A global embedding of one annotation in one space, as halfvec (pgvector).
+
+    Each space gets its own partial HNSW index on `vector::halfvec(dim)` (identification.search); the
+    filter columns are copied from the annotation so the index scan can filter without joins."""
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="embeddings")
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="embeddings")
+    vector = HalfVectorField()
+    project_id = models.BigIntegerField(db_index=True)
+    species_id = models.BigIntegerField()
+    viewpoint = models.CharField(max_length=10)
+    body_part = models.CharField(max_length=60, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["annotation", "space"], name="one_embedding_per_space"),
+        ]
+        indexes = [models.Index(fields=["space", "species_id"])]
+
+    def __str__(self) -> str:
+        return f"annotation {self.annotation_id} in {self.space_id}"
+
+
+class LocalFeatureSet(models.Model):
+    """Keypoints and descriptors of one annotation for one extractor version, stored as .npz in media."""
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="local_features")
+    extractor = models.CharField(max_length=120)
+    file = models.FileField(upload_to="features/", max_length=300)
+    keypoints = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["annotation", "extractor"], name="one_feature_set_per_extractor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.extractor} features of annotation {self.annotation_id}"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    EMBEDDING = "embedding", "Embedding"
+    SEARCHING = "searching", "Searching"
+    RERANKING = "reranking", "Re-ranking"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_STATES = (JobState.EMBEDDING, JobState.SEARCHING, JobState.RERANKING)
+FINAL_STATES = (JobState.DONE, JobState.FAILED)
+
+
+class MatchJob(models.Model):
+    """Find the known individuals one annotation may be. States move forward only (identification.jobs)."""
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="match_jobs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=10, choices=JobState.choices, default=JobState.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.PROTECT, related_name="+")
+    matcher = models.CharField(max_length=120, blank=True, help_text="Local matcher key; empty: global only")
+    shortlist_size = models.PositiveIntegerField(default=20)
+    project_ids = models.JSONField(default=list, help_text="Projects searched (the requester's match rights)")
+    filters = models.JSONField(default=dict, blank=True)
+    probably_new = models.BooleanField(null=True)
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_by = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    policy_project_path = "annotation__media_asset__project"
+    policy_species_path = "annotation__species"
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Match job {self.pk} ({self.state})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+class MatchCandidate(models.Model):
+    """One ranked candidate individual of a job, with the evidence and versions that produced it."""
+
+    job = models.ForeignKey(MatchJob, on_delete=models.CASCADE, related_name="candidates")
+    rank = models.PositiveIntegerField()
+    individual = models.ForeignKey(Individual, on_delete=models.CASCADE, related_name="+")
+    annotation = models.ForeignKey(
+        Annotation,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The individual's best-matching annotation",
+    )
+    global_score = models.FloatField(help_text="Cosine similarity")
+    local_score = models.FloatField(null=True, blank=True, help_text="Verified local matches (inliers)")
+    match_count = models.PositiveIntegerField(null=True, blank=True, help_text="Tentative local matches")
+    probability = models.FloatField(help_text="Calibrated P(same individual)")
+    band = models.CharField(max_length=10)
+    model_key = models.CharField(max_length=120)
+    matcher_key = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["job", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "rank"], name="candidate_rank_unique"),
+            models.UniqueConstraint(fields=["job", "individual"], name="candidate_individual_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} {self.individual_id} p={self.probability:.2f}"
+
+
+class SpeciesCalibration(models.Model):
+    """Fusion calibration of one species for an embedding space and local matcher, fitted on curated pairs."""
+
+    species = models.ForeignKey("catalog.Species", on_delete=models.CASCADE, related_name="+")
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="+")
+    matcher = models.CharField(max_length=120, blank=True)
+    params = models.JSONField()
+    pairs = models.PositiveIntegerField()
+    positives = models.PositiveIntegerField()
+    identified_annotations = models.PositiveIntegerField(help_text="Curated annotations at the fit")
+    fitted_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["species", "space", "matcher"], name="one_calibration_per_setup"),
+        ]
+
+    def __str__(self) -> str:
+        return f"calibration of species {self.species_id} ({self.pairs} pairs)"

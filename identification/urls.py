@@ -1,0 +1,8 @@
+from django.urls import path
+
+from identification import views
+
+urlpatterns = [
+    path("annotations/<int:pk>/match/", views.match_start, name="match-start"),
+    path("match-jobs/<int:pk>/", views.match_job, name="match-job"),
+]

@@ -1,0 +1,135 @@
+"""Global embedding models: one interface, a registry of versions.
+
+Every model has an identity (`name`, `version`, `dim`), a lazy `load()`, and a batched `predict()` returning
+L2-normalised float32 vectors. Input size and normalisation belong to the model version, so two versions never
+mix in one search (the platform stores the key with every vector).
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ml_service import weights
+from ml_service.imaging import Crop, masked_pixels
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class GeM(nn.Module):
+    """Generalised-mean pooling (p=3 as in MiewID): between average (p=1) and max pooling."""
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.ones(1) * p)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = nn.functional.avg_pool2d(x.clamp(min=self.eps).pow(self.p), (x.size(-2), x.size(-1)))
+        return pooled.pow(1.0 / self.p).flatten(1)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __call__(self, crops: Sequence[Crop]) -> torch.Tensor:
+        arrays = []
+        for c in crops:
+            image = masked_pixels(c).resize((self.size, self.size), Image.Resampling.BILINEAR)
+            arrays.append(np.asarray(image, dtype=np.float32) / 255.0)
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return ((batch - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+class EmbeddingModel(ABC):
+    """A global embedding model version. Subclasses build `self.network` in `_build()`."""
+
+    name: str
+    version: str
+    dim: int
+    preprocessing: Preprocessing
+    flip_average = True  # embed the crop and its mirror image, average: +~1 point top-1 on dog faces
+
+    def __init__(self, *, dtype: torch.dtype = torch.float32) -> None:
+        self.dtype = dtype
+        self._network: nn.Module | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @abstractmethod
+    def _build(self) -> nn.Module: ...
+
+    def load(self) -> nn.Module:
+        with self._lock:
+            if self._network is None:
+                network = self._build().eval()
+                self._network = network.to(memory_format=torch.channels_last)
+            return self._network
+
+    @torch.inference_mode()
+    def predict(self, crops: Sequence[Crop], batch_size: int = 32) -> np.ndarray:
+        network = self.load()
+        outputs = []
+        for start in range(0, len(crops), batch_size):
+            batch = self.preprocessing(crops[start : start + batch_size])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16):
+                vectors = network(batch).float()
+                if self.flip_average:
+                    vectors = vectors + network(torch.flip(batch, dims=[3])).float()
+            outputs.append(nn.functional.normalize(vectors, dim=1).numpy())
+        if not outputs:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(outputs).astype(np.float32)
+
+
+class MobileNetV2ImageNet(EmbeddingModel):
+    """torchvision's ImageNet MobileNetV2 features + GeM: the offline starting model (DESIGN.md section 4)."""
+
+    name = "imagenet-mobilenetv2"
+    version = "gem3-flip-224-v1"
+    dim = 1280
+    preprocessing = Preprocessing(size=224)
+
+    def __init__(self, weights_path: Path | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.weights_path = weights_path
+
+    def _build(self) -> nn.Module:
+        from torchvision.models import mobilenet_v2
+
+        network = mobilenet_v2(weights=None)
+        state = torch.load(
+            self.weights_path or weights.mobilenet_v2_imagenet(), map_location="cpu", weights_only=True
+        )
+        network.load_state_dict(state)
+        return nn.Sequential(network.features, GeM())
+
+
+REGISTRY: dict[str, Callable[[], EmbeddingModel]] = {
+    MobileNetV2ImageNet.name: MobileNetV2ImageNet,
+}
+DEFAULT_MODEL = MobileNetV2ImageNet.name
+
+
+def get_model(name: str = DEFAULT_MODEL) -> EmbeddingModel:
+    try:
+        return REGISTRY[name]()
+    except KeyError:
+        raise KeyError(f"Unknown embedding model {name!r}; known: {', '.join(sorted(REGISTRY))}") from None

@@ -1,0 +1,12 @@
+"""Test settings: the platform's settings with a broker folder of the tests' own, so messages enqueued by
+tests never reach a worker of the running platform. The database is the same embedded server (pytest-django
+uses a `test_` database on it)."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault(
+    "RESIGHT_BROKER_DIR", str(Path(__file__).resolve().parent.parent / ".state" / "test-broker")
+)
+
+from resight.settings import *  # noqa: F403

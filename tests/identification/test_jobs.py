@@ -1,0 +1,107 @@
+"""Match jobs through the worker's code path: states, candidates, idempotence, failures, recovery."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from identification import jobs, services
+from identification.models import JobState, MatchCandidate, MatchJob
+from tests.identification.conftest import Catalogue, add_photo
+
+
+def start(catalogue: Catalogue, individual_index: int, seed: int) -> MatchJob:
+    query = add_photo(catalogue.world, individual_index, seed=seed, day=100)
+    return services.match_job_start(
+        actor=catalogue.world.users["curator"], annotation=query, filters={"same_viewpoint": False}
+    )
+
+
+@pytest.mark.parametrize("individual_index", [0, 2])
+def test_a_new_photo_of_a_known_individual_ranks_it_first(
+    catalogue: Catalogue, individual_index: int
+) -> None:
+    job = start(catalogue, individual_index, seed=9000 + individual_index)
+    assert job.state == JobState.QUEUED
+    jobs.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.DONE, job.error
+    candidates = list(job.candidates.order_by("rank"))
+    assert candidates[0].individual == catalogue.individuals[individual_index]
+    assert [c.rank for c in candidates] == list(range(1, len(candidates) + 1))
+    assert len({c.individual_id for c in candidates}) == len(candidates)  # one row per individual
+    first = candidates[0]
+    assert first.band in {"excellent", "good", "fair", "uncertain"}
+    assert (first.model_key, first.matcher_key) == (job.space.key, "sift")
+    assert first.local_score is not None and first.match_count is not None
+    assert job.finished_at is not None and job.attempts == 1
+
+
+def test_running_a_finished_job_again_is_a_no_op(catalogue: Catalogue) -> None:
+    job = start(catalogue, 1, seed=9100)
+    jobs.run(job.pk)
+    before = list(MatchCandidate.objects.filter(job=job).values_list("pk", flat=True))
+    jobs.run(job.pk)
+    job.refresh_from_db()
+    assert job.attempts == 1
+    assert list(MatchCandidate.objects.filter(job=job).values_list("pk", flat=True)) == before
+
+
+def test_only_one_worker_claims_a_job(catalogue: Catalogue) -> None:
+    job = start(catalogue, 1, seed=9200)
+    assert jobs.claim(job.pk) is True
+    assert jobs.claim(job.pk) is False  # held, lease not expired
+    MatchJob.objects.filter(pk=job.pk).update(claimed_by="elsewhere:1")  # another worker took it over
+    with pytest.raises(jobs.ClaimLost):
+        jobs.advance(job.pk, JobState.SEARCHING)
+
+
+def test_a_job_left_by_a_killed_worker_is_recovered_without_duplicates(catalogue: Catalogue) -> None:
+    job = start(catalogue, 3, seed=9300)
+    jobs.run(job.pk)
+    first_run = list(job.candidates.values_list("individual_id", "rank"))
+    # As if a worker (a process that no longer exists) had claimed it again and died while re-ranking.
+    MatchJob.objects.filter(pk=job.pk).update(
+        state=JobState.RERANKING,
+        claimed_by=f"{jobs.worker_id().split(':')[0]}:999999999",
+        lease_expires_at=timezone.now() + dt.timedelta(minutes=5),
+    )
+    assert jobs.claim(job.pk) is False  # its lease still runs...
+    enqueued: list[int] = []
+    assert jobs.recover_orphaned(enqueued.append) == [job.pk]  # ...but its process is gone
+    for job_id in enqueued:
+        jobs.run(job_id)
+    job.refresh_from_db()
+    assert job.state == JobState.DONE and job.attempts == 2
+    assert list(job.candidates.values_list("individual_id", "rank")) == first_run
+
+
+def test_a_corrupt_photo_fails_the_job_with_a_reason_and_nothing_else(catalogue: Catalogue) -> None:
+    job = start(catalogue, 0, seed=9400)
+    asset = job.annotation.media_asset
+    with asset.file.open("rb") as f:
+        data = f.read()
+    with open(asset.file.path, "wb") as f:  # the stored original got damaged after upload
+        f.write(data[: len(data) // 3])
+    jobs.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert "could not be read" in job.error and asset.original_filename in job.error
+    assert not job.candidates.exists()
+    healthy = start(catalogue, 1, seed=9401)  # the next job is not affected
+    jobs.run(healthy.pk)
+    healthy.refresh_from_db()
+    assert healthy.state == JobState.DONE
+
+
+def test_match_rights_decide_which_projects_are_searched(catalogue: Catalogue) -> None:
+    world = catalogue.world
+    query = add_photo(world, 0, seed=9500, day=100)
+    job = services.match_job_start(actor=world.users["contributor"], annotation=query)
+    assert job.project_ids == [world.project.pk]
+    from django.core.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        services.match_job_start(actor=world.users["viewer"], annotation=query)

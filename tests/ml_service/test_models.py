@@ -1,0 +1,113 @@
+"""ml_service on real weights and real (synthetic, drawn) images: embeddings, SIFT, masks, calibration."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catalog import synthetic
+from ml_service import embedding, fusion, imaging, local_features
+
+
+def shot(individual: int, seed: int, size=(480, 360)) -> imaging.Crop:
+    photo = synthetic.render(synthetic.make_pattern(individual), seed=seed, size=size)
+    image = Image.open(io.BytesIO(photo.jpeg)).convert("RGB")
+    return imaging.crop(image, photo.box)
+
+
+@pytest.fixture(scope="module")
+def mobilenet() -> embedding.EmbeddingModel:
+    return embedding.get_model("imagenet-mobilenetv2")
+
+
+def test_mobilenet_embeddings_are_normalised_and_tell_individuals_apart(mobilenet) -> None:
+    crops = [shot(1, 10), shot(1, 11), shot(2, 12), shot(3, 13)]
+    vectors = mobilenet.predict(crops, batch_size=2)
+    assert vectors.shape == (4, 1280) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    sims = vectors @ vectors.T
+    assert sims[0, 1] > max(sims[0, 2], sims[0, 3])  # same coat, other photo: closest
+    assert mobilenet.key == "imagenet-mobilenetv2@gem3-flip-224-v1"
+
+
+def test_embedding_is_deterministic_and_batch_independent(mobilenet) -> None:
+    crops = [shot(4, 20), shot(5, 21), shot(6, 22)]
+    together = mobilenet.predict(crops, batch_size=3)
+    alone = np.concatenate([mobilenet.predict([c]) for c in crops])
+    assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_unknown_model_names_are_refused() -> None:
+    with pytest.raises(KeyError, match="known: imagenet-mobilenetv2"):
+        embedding.get_model("no-such-model")
+
+
+def test_sift_finds_more_verified_matches_on_the_same_individual() -> None:
+    matcher = local_features.get_matcher("sift")
+    a, b, other = (
+        matcher.extract(c)
+        for c in (shot(7, 30, (800, 600)), shot(7, 31, (800, 600)), shot(8, 32, (800, 600)))
+    )
+    same, different = matcher.match(a, b), matcher.match(a, other)
+    assert same.inliers > different.inliers
+    assert same.pairs.shape == (same.inliers, 4)
+    restored = local_features.Features.from_npz(a.to_npz())
+    assert np.array_equal(restored.keypoints, a.keypoints) and restored.image_size == a.image_size
+
+
+def test_a_mask_keeps_keypoints_off_the_background() -> None:
+    c = shot(9, 40, (800, 600))
+    w, h = c.image.size
+    mask = np.zeros((h, w), dtype=bool)
+    mask[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = True  # only the centre is "animal"
+    masked = local_features.get_matcher("sift").extract(imaging.Crop(c.image, mask))
+    unmasked = local_features.get_matcher("sift").extract(c)
+    assert len(masked.keypoints) > 0
+    x, y = masked.keypoints[:, 0], masked.keypoints[:, 1]
+    assert ((x >= w / 4 - 2) & (x <= 3 * w / 4 + 2) & (y >= h / 4 - 2) & (y <= 3 * h / 4 + 2)).all()
+    ux, uy = unmasked.keypoints[:, 0], unmasked.keypoints[:, 1]
+    assert not ((ux >= w / 4) & (ux <= 3 * w / 4) & (uy >= h / 4) & (uy <= 3 * h / 4)).all()
+    # The embedding sees the masked pixels as flat background, not the grass.
+    flat = np.asarray(imaging.masked_pixels(imaging.Crop(c.image, mask)))
+    assert (flat[~mask] == (124, 116, 104)).all()
+
+
+@pytest.mark.parametrize("n_pairs", [60, 600])  # logistic below ISOTONIC_MIN_PAIRS, isotonic above
+def test_calibration_is_monotone_and_fusion_never_inverts_evidence(n_pairs: int) -> None:
+    rng = np.random.default_rng(n_pairs)
+    same = rng.random(n_pairs) < 0.3
+    cosine = np.where(same, rng.normal(0.8, 0.08, n_pairs), rng.normal(0.6, 0.1, n_pairs))
+    inliers = np.where(same, rng.poisson(30, n_pairs), rng.poisson(6, n_pairs)).astype(float)
+    model = fusion.FusionModel.fit({"cosine": cosine, "inliers": inliers}, same)
+    grid = np.linspace(0, 1, 101)
+    for kind, values in (("cosine", grid), ("inliers", np.linspace(0, 200, 101))):
+        p = model.calibrators[kind].predict(values)
+        assert (np.diff(p) >= -1e-12).all() and ((p > 0) & (p < 1)).all()
+    assert all(w >= 0 for w in model.weights.values())
+    fused = model.predict({"cosine": grid, "inliers": np.full(101, 10.0)})
+    assert (np.diff(fused) >= -1e-12).all()
+    restored = fusion.FusionModel.from_dict(model.to_dict())
+    assert np.allclose(restored.predict({"cosine": grid, "inliers": np.full(101, 10.0)}), fused)
+    # Calibrated: among pairs given p in [0.8, 1], most are truly the same individual.
+    p = model.predict({"cosine": cosine, "inliers": inliers})
+    assert same[p >= 0.8].mean() > 0.8
+
+
+def test_bands_and_new_individual_verdict() -> None:
+    assert [fusion.band(p) for p in (0.99, 0.95, 0.9, 0.8, 0.6, 0.5, 0.49, 0.0)] == [
+        "excellent",
+        "excellent",
+        "good",
+        "good",
+        "fair",
+        "fair",
+        "uncertain",
+        "uncertain",
+    ]
+    rows = fusion.aggregate(["a1", "a2", "a3"], ["i1", "i1", "i2"], np.array([0.3, 0.45, 0.2]))
+    assert [(r.individual, r.annotation) for r in rows] == [("i1", "a2"), ("i2", "a3")]
+    assert fusion.probably_new(rows)
+    assert not fusion.probably_new(fusion.aggregate(["a"], ["i"], np.array([0.7])))
