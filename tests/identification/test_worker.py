@@ -1,0 +1,125 @@
+"""A real Celery worker (a separate process, filesystem broker) runs match jobs; killed mid-job, the job
+completes after the worker restarts, with no duplicate candidates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from identification.models import ACTIVE_STATES, JobState, MatchJob
+from tests.identification.conftest import Catalogue, add_photo
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Worker:
+    def __init__(self, media_root: Path) -> None:
+        self.media_root = media_root
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = os.environ | {
+            "DJANGO_SETTINGS_MODULE": "resight.settings_test",
+            "RESIGHT_DB_NAME": connection.settings_dict["NAME"],  # the test database
+            "RESIGHT_MEDIA_ROOT": str(self.media_root),
+            "RESIGHT_BROKER_DIR": str(settings.BROKER_DIR),
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "resight",
+                "worker",
+                "-Q",
+                "interactive",
+                "--pool",
+                "solo",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def worker(transactional_db, media_root: Path) -> Iterator[Worker]:
+    # The tests' own broker folder, emptied: no message of an earlier run reaches this worker.
+    shutil.rmtree(settings.BROKER_DIR, ignore_errors=True)
+    for sub in ("queue", "processed"):
+        (settings.BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    w = Worker(media_root)
+    yield w
+    w.stop()
+
+
+def wait_for(predicate, timeout: float = 180.0, step: float = 0.05):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("timed out")
+
+
+def job_of(annotation_id: int) -> MatchJob | None:
+    return MatchJob.objects.filter(annotation_id=annotation_id).first()
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_worker_runs_the_job_started_for_a_new_photo(catalogue: Catalogue, worker: Worker) -> None:
+    worker.start()
+    query = add_photo(catalogue.world, 1, seed=7777, day=200)  # no individual: a job starts by itself
+    job = wait_for(lambda: (j := job_of(query.pk)) is not None and j.is_final and j)
+    assert job.state == JobState.DONE, job.error
+    assert job.candidates.order_by("rank").first().individual == catalogue.individuals[1]
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_a_job_whose_worker_is_killed_completes_after_restart(catalogue: Catalogue, worker: Worker) -> None:
+    query = add_photo(catalogue.world, 2, seed=8888, day=200)
+    job = wait_for(lambda: job_of(query.pk))
+    # Only the interactive queue: the catalogue gets embedded inside the job, which takes a while.
+    worker.start()
+    wait_for(lambda: MatchJob.objects.filter(pk=job.pk, state__in=ACTIVE_STATES).exists(), step=0.01)
+    worker.kill()
+    job.refresh_from_db()
+    assert job.state in ACTIVE_STATES  # stranded mid-way
+    worker.start()
+    done = wait_for(lambda: (j := MatchJob.objects.get(pk=job.pk)).is_final and j)
+    assert done.state == JobState.DONE, done.error
+    assert done.attempts == 2
+    ranks = list(done.candidates.values_list("rank", flat=True))
+    assert ranks == list(range(1, len(ranks) + 1))
+    assert done.candidates.values("individual").distinct().count() == len(ranks)
+    assert {c.individual for c in done.candidates.all()} <= set(catalogue.individuals)
