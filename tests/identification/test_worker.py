@@ -82,7 +82,7 @@ def worker(transactional_db, media_root: Path) -> Iterator[Worker]:
     w.stop()
 
 
-def wait_for(predicate, timeout: float = 180.0, step: float = 0.05):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 180.0, step: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
