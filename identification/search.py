@@ -69,7 +69,13 @@ def store(space: EmbeddingSpace, rows: list[tuple[int, np.ndarray, dict[str, obj
 
 
 def nearest(
-    space: EmbeddingSpace, vector: np.ndarray, flt: SearchFilter, k: int, *, exact: bool = False
+    space: EmbeddingSpace,
+    vector: np.ndarray,
+    flt: SearchFilter,
+    k: int,
+    *,
+    exact: bool = False,
+    ef_search: int | None = None,
 ) -> list[Neighbour]:
     """The `k` identified annotations closest to `vector` under `flt`, closest first."""
     if not flt.project_ids:
@@ -112,7 +118,7 @@ def nearest(
             cursor.execute("SET LOCAL enable_indexscan = off")
         else:
             cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH_MIN, 2 * k)}")
+            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search or max(EF_SEARCH_MIN, 2 * k))}")
             cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}")
         cursor.execute(sql, [query, *params, k])
         rows = cursor.fetchall()

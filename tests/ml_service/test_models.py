@@ -111,3 +111,37 @@ def test_bands_and_new_individual_verdict() -> None:
     assert [(r.individual, r.annotation) for r in rows] == [("i1", "a2"), ("i2", "a3")]
     assert fusion.probably_new(rows)
     assert not fusion.probably_new(fusion.aggregate(["a"], ["i"], np.array([0.7])))
+
+
+@pytest.mark.parametrize("name", ["aliked-lightglue", "disk-lightglue"])
+def test_learned_matchers_run_on_the_published_weights(name: str) -> None:
+    matcher = local_features.get_matcher(name)
+    base = shot(7, 30, (640, 480))
+    w, h = base.image.size
+    shifted = imaging.Crop(base.image.crop((12, 8, w, h)))  # the same view, reframed
+    a, b, other = (matcher.extract(c) for c in (base, shifted, shot(8, 32, (640, 480))))
+    assert a.descriptors.shape[1] == 128 and 0 < len(a.keypoints) <= 512
+    same, different = matcher.match(a, b), matcher.match(a, other)
+    assert same.inliers > different.inliers
+    assert same.inliers >= 0.3 * len(a.keypoints)
+    # Verified matches respect the geometry: the reframing moved every point by (-12, -8).
+    offsets = same.pairs[:, 2:] - same.pairs[:, :2]
+    assert tuple(np.median(offsets, axis=0)) == pytest.approx((-12, -8), abs=2)
+    assert 0.0 < same.confidence <= 1.0
+
+
+def test_lightglue_checkpoint_keys_are_renamed_to_kornias_layout() -> None:
+    import torch
+
+    state = {
+        "self_attn.3.Wqkv.weight": torch.zeros(1),
+        "cross_attn.0.to_out.bias": torch.zeros(1),
+        "transformers.1.self_attn.Wqkv.bias": torch.zeros(1),
+        "input_proj.weight": torch.zeros(1),
+    }
+    assert sorted(local_features._rename_lightglue_keys(state)) == [
+        "input_proj.weight",
+        "transformers.0.cross_attn.to_out.bias",
+        "transformers.1.self_attn.Wqkv.bias",
+        "transformers.3.self_attn.Wqkv.weight",
+    ]
