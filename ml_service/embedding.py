@@ -7,6 +7,7 @@ mix in one search (the platform stores the key with every vector).
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -122,8 +123,98 @@ class MobileNetV2ImageNet(EmbeddingModel):
         return nn.Sequential(network.features, GeM())
 
 
+class MiewIdNetwork(nn.Module):
+    """The MiewID architecture: timm `efficientnetv2_rw_m` features, GeM pooling, BatchNorm -> 2,152-d."""
+
+    def __init__(self, backbone: str = "efficientnetv2_rw_m") -> None:
+        super().__init__()
+        import timm
+
+        self.backbone = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")
+        self.global_pool = GeM()
+        self.bn = nn.BatchNorm1d(int(self.backbone.num_features))  # type: ignore[arg-type]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.global_pool(self.backbone(x)))
+
+
+MIEWID_REPO = "conservationxlabs/miewid-msv3"
+MIEWID_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def _miewid_state(source: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of a downloaded MiewID (a .safetensors/.bin file, or a folder holding one), with the
+    training-only ArcFace head dropped and alternative pooling names mapped."""
+    path = Path(source)
+    if path.is_dir():
+        found = [path / f for f in MIEWID_FILES if (path / f).is_file()]
+        if not found:
+            raise weights.WeightsMissing(f"no {' or '.join(MIEWID_FILES)} in {path}")
+        path = found[0]
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k.removeprefix("model."): v for k, v in state.items()}
+    renamed = {}
+    for key, value in state.items():
+        if key.startswith(("final.", "fc.", "head.", "arcface.")):
+            continue  # the sub-center ArcFace head only matters in training
+        renamed[key.replace("gem.", "global_pool.", 1) if key.startswith("gem.") else key] = value
+    return renamed
+
+
+def _download_miewid() -> Path:
+    """Fetch the published weights (a real user's one network access); honours HF_HUB_OFFLINE."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
+
+    for filename in MIEWID_FILES:
+        try:
+            return Path(hf_hub_download(MIEWID_REPO, filename))
+        except RemoteEntryNotFoundError:
+            continue  # the repository stores the other format
+        except LocalEntryNotFoundError as exc:
+            raise weights.WeightsMissing(
+                f"MiewID weights are not cached and {MIEWID_REPO} cannot be reached (offline). Download "
+                "model.safetensors once and set RESIGHT_MIEWID_WEIGHTS to its path."
+            ) from exc
+    raise weights.WeightsMissing(f"{MIEWID_REPO} has none of {MIEWID_FILES}")
+
+
+class MiewIdMsv3(EmbeddingModel):
+    """MiewID msv3 (multi-species re-identification, Conservation X Labs): 440 px, 2,152-d.
+
+    Weights: `RESIGHT_MIEWID_WEIGHTS` (a local file or folder) or, online, Hugging Face `conservationxlabs/
+    miewid-msv3` on first use."""
+
+    name = "miewid-msv3"
+    version = "hf-440-v1"
+    dim = 2152
+    preprocessing = Preprocessing(size=440)
+    flip_average = False  # MiewID is trained with flips as augmentation, not as test-time averaging
+
+    def __init__(self, weights_path: str | Path | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.weights_path = weights_path or os.environ.get("RESIGHT_MIEWID_WEIGHTS") or None
+
+    def _build(self) -> nn.Module:
+        network = MiewIdNetwork()
+        source = self.weights_path or _download_miewid()
+        missing, unexpected = network.load_state_dict(_miewid_state(source), strict=False)
+        if missing or unexpected:
+            raise RuntimeError(
+                f"MiewID weights do not fit the architecture: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
+        return network
+
+
 REGISTRY: dict[str, Callable[[], EmbeddingModel]] = {
     MobileNetV2ImageNet.name: MobileNetV2ImageNet,
+    MiewIdMsv3.name: MiewIdMsv3,
 }
 DEFAULT_MODEL = MobileNetV2ImageNet.name
 

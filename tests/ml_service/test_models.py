@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from catalog import synthetic
-from ml_service import embedding, fusion, imaging, local_features
+from ml_service import embedding, fusion, imaging, local_features, weights
 
 
 def shot(individual: int, seed: int, size=(480, 360)) -> imaging.Crop:
@@ -145,3 +145,46 @@ def test_lightglue_checkpoint_keys_are_renamed_to_kornias_layout() -> None:
         "transformers.1.self_attn.Wqkv.bias",
         "transformers.3.self_attn.Wqkv.weight",
     ]
+
+
+def test_miewid_loader_reads_a_saved_model_in_the_published_format(tmp_path, monkeypatch) -> None:
+    """A randomly initialised MiewID saved as safetensors, with the ArcFace head and `model.` prefix a
+    checkpoint carries, loads into the registry's model and gives the original model's embeddings."""
+    import torch
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the tests never download
+    torch.manual_seed(0)
+    original = embedding.MiewIdNetwork()
+    # Calibrate the random network's batch-norm statistics so activations stay in a sane range (a random
+    # EfficientNet in eval mode otherwise blows up to ~1e6, where float summation order alone shows).
+    for module in original.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None
+    with torch.no_grad():
+        for _ in range(3):
+            original(torch.randn(4, 3, 96, 96))
+    original.eval()
+    state = {f"model.{k}": v.contiguous() for k, v in original.state_dict().items()}
+    state["model.final.kernel"] = torch.zeros(2152, 10)  # training head, ignored
+    (tmp_path / "miewid").mkdir()
+    save_file(state, str(tmp_path / "miewid" / "model.safetensors"))
+
+    model = embedding.MiewIdMsv3(weights_path=tmp_path / "miewid")
+    model.preprocessing = embedding.Preprocessing(size=96)  # small input keeps the test fast
+    crops = [shot(1, 50), shot(2, 51)]
+    vectors = model.predict(crops)
+    assert vectors.shape == (2, 2152) and model.dim == 2152
+    # Run the original exactly as the registry runs models (channels-last, one batch): a random network
+    # amplifies float summation differences between memory layouts, a wrong load would differ everywhere.
+    reference = original.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = torch.nn.functional.normalize(reference(model.preprocessing(crops)), dim=1).numpy()
+    assert np.allclose(vectors, expected, atol=1e-3)
+
+
+def test_miewid_without_weights_offline_fails_clearly(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("RESIGHT_MIEWID_WEIGHTS", raising=False)
+    with pytest.raises(weights.WeightsMissing, match="RESIGHT_MIEWID_WEIGHTS"):
+        embedding.MiewIdMsv3().load()
