@@ -266,6 +266,12 @@ def _annotation_save(actor: AnyUser, annotation: Annotation) -> Annotation:
     _check_annotation_vocabulary(annotation.species, annotation.viewpoint, annotation.body_part)
     creating = annotation.pk is None
     before = {} if creating else model_to_dict(Annotation.objects.get(pk=annotation.pk))
+    if (
+        before
+        and annotation.mask
+        and any(before.get(f) != getattr(annotation, f) for f in ("x", "y", "width", "height"))
+    ):
+        annotation.mask = None  # the mask belonged to the old box; it is recomputed for the new one
     individual = annotation.individual
     if individual is not None:
         if individual.species_id != annotation.species_id:
@@ -407,3 +413,25 @@ def species_update(*, actor: AnyUser, species: Species, changes: dict[str, Any])
             changes=audit.diff(before, model_to_dict(species)),
         )
     return species
+
+
+def annotation_set_mask(*, annotation: Annotation, png: bytes, source: str) -> Annotation:
+    """Store a segmentation mask computed by the system (no user action, so no permission check)."""
+    old = annotation.mask.name if annotation.mask else None
+    annotation.mask.save(f"{annotation.pk}-{source.split('@')[0]}.png", ContentFile(png), save=False)
+    try:
+        with transaction.atomic():
+            Annotation.objects.filter(pk=annotation.pk).update(mask=annotation.mask.name)
+            audit.record(
+                actor=None,
+                action="annotation.mask",
+                obj=annotation,
+                project_id=annotation.media_asset.project_id,
+                changes={"source": source},
+            )
+    except BaseException:
+        default_storage.delete(str(annotation.mask.name))
+        raise
+    if old:
+        default_storage.delete(old)
+    return annotation

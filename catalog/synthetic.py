@@ -32,6 +32,7 @@ class Photo:
     jpeg: bytes
     box: tuple[int, int, int, int]  # x, y, w, h of the animal in pixels
     facing: str  # "left" or "right"
+    mask: Image.Image  # "L" image, 255 on the animal: ground truth for segmentation tests
 
 
 def make_pattern(seed: int, n_spots: int = 38) -> Pattern:
@@ -67,7 +68,8 @@ def render(pattern: Pattern, seed: int, size: tuple[int, int] = (800, 600)) -> P
     rng = random.Random(seed)
     w, h = size
     img = _background(rng, size)
-    draw = ImageDraw.Draw(img)
+    mask = Image.new("L", size, 0)
+    draw = _Both(ImageDraw.Draw(img), ImageDraw.Draw(mask))
     scale = rng.uniform(0.28, 0.38) * w / 2
     cx, cy = rng.uniform(0.38, 0.62) * w, rng.uniform(0.45, 0.6) * h
     angle = math.radians(rng.uniform(-18, 18))
@@ -111,7 +113,26 @@ def render(pattern: Pattern, seed: int, size: tuple[int, int] = (800, 600)) -> P
         img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.2)))
     out = io.BytesIO()
     img.save(out, format="JPEG", quality=88)
-    return Photo(out.getvalue(), (x0, y0, x1 - x0, y1 - y0), facing)
+    return Photo(out.getvalue(), (x0, y0, x1 - x0, y1 - y0), facing, mask)
+
+
+class _Both:
+    """Draws each shape on the photo and, in white, on the animal's mask."""
+
+    def __init__(self, photo: ImageDraw.ImageDraw, mask: ImageDraw.ImageDraw) -> None:
+        self.photo, self.mask = photo, mask
+
+    def line(self, xy: list[Point], fill: tuple[int, ...], width: int) -> None:
+        self.photo.line(xy, fill=fill, width=width)
+        self.mask.line(xy, fill=255, width=width)
+
+    def polygon(self, xy: list[Point], fill: tuple[int, ...]) -> None:
+        self.photo.polygon(xy, fill=fill)
+        self.mask.polygon(xy, fill=255)
+
+    def ellipse(self, xy: list[float], fill: tuple[int, ...]) -> None:
+        self.photo.ellipse(xy, fill=fill)
+        self.mask.ellipse(xy, fill=255)
 
 
 def with_exif(

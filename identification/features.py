@@ -15,10 +15,11 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from PIL import Image
 
+from catalog import services as catalog_services
 from catalog.models import Annotation
 from identification import search
 from identification.models import EmbeddingSpace, LocalFeatureSet
-from ml_service import embedding, imaging, local_features
+from ml_service import embedding, imaging, local_features, segmentation
 
 _space_lock = threading.Lock()
 logger = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ def embedding_model(name: str) -> embedding.EmbeddingModel:
 @cache
 def local_matcher(name: str) -> local_features.LocalMatcher:
     return local_features.get_matcher(name)
+
+
+@cache
+def mask_refiner(name: str) -> segmentation.MaskRefiner:
+    return segmentation.get_refiner(name)
 
 
 def active_space() -> EmbeddingSpace:
@@ -56,6 +62,8 @@ def active_space() -> EmbeddingSpace:
 
 
 def annotation_crop(annotation: Annotation) -> imaging.Crop:
+    """The annotation's box, masked to the animal. A missing mask is computed (and stored) first, so every
+    embedding and feature set of an annotation is made from the same pixels."""
     asset = annotation.media_asset
     try:
         with asset.file.open("rb") as f:
@@ -68,7 +76,18 @@ def annotation_crop(annotation: Annotation) -> imaging.Crop:
         raise PhotoUnreadable(
             f"photo {asset.pk} ({asset.original_filename}) cannot be decoded: {exc}"
         ) from exc
+    if mask is None and settings.RESIGHT_MASK_REFINER:
+        mask = _refine_and_store(annotation, image)
     return imaging.crop(image, annotation.box, mask)
+
+
+def _refine_and_store(annotation: Annotation, image: Image.Image) -> np.ndarray:
+    refiner = mask_refiner(settings.RESIGHT_MASK_REFINER)
+    mask = refiner.refine(image, annotation.box)
+    buffer = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG", optimize=True)
+    catalog_services.annotation_set_mask(annotation=annotation, png=buffer.getvalue(), source=refiner.key)
+    return mask
 
 
 def embed(

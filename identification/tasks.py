@@ -12,6 +12,7 @@ from django.conf import settings
 
 from catalog.models import Annotation
 from identification import calibration, features, jobs
+from identification.models import AnnotationEmbedding, LocalFeatureSet
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,11 @@ def prepare_annotation(annotation_id: int) -> None:
     if annotation is None:
         return
     space = features.active_space()
-    space.embeddings.filter(annotation=annotation).delete()  # the box or species may have changed
+    # The box, species or viewpoint changed: vectors and features of the old geometry must go.
+    AnnotationEmbedding.objects.filter(annotation=annotation).delete()
+    for feature_set in LocalFeatureSet.objects.filter(annotation=annotation):
+        feature_set.file.delete(save=False)
+        feature_set.delete()
     try:
         features.embed([annotation], space)
         if settings.RESIGHT_LOCAL_MATCHER:

@@ -202,6 +202,8 @@ RESIGHT_JOB_LEASE_SECONDS = int(os.environ.get("RESIGHT_JOB_LEASE_SECONDS", 300)
 RESIGHT_EMBEDDING_MODEL = os.environ.get("RESIGHT_EMBEDDING_MODEL", "imagenet-mobilenetv2")
 RESIGHT_LOCAL_MATCHER = os.environ.get("RESIGHT_LOCAL_MATCHER", "sift")
 RESIGHT_SHORTLIST = int(os.environ.get("RESIGHT_SHORTLIST", 20))
+# Keeps each annotation to the animal's pixels before embedding and local features ("" to disable).
+RESIGHT_MASK_REFINER = os.environ.get("RESIGHT_MASK_REFINER", "grabcut")
 
 LOGGING = {
     "version": 1,

@@ -105,3 +105,24 @@ def test_match_rights_decide_which_projects_are_searched(catalogue: Catalogue) -
 
     with pytest.raises(PermissionDenied):
         services.match_job_start(actor=world.users["viewer"], annotation=query)
+
+
+def test_the_query_is_masked_to_the_animal_and_a_new_box_drops_the_old_mask(catalogue: Catalogue) -> None:
+    from PIL import Image
+
+    from catalog import services as catalog_services
+
+    job = start(catalogue, 0, seed=9600)
+    jobs.run(job.pk)
+    annotation = job.annotation
+    annotation.refresh_from_db()
+    assert annotation.mask, "the mask refiner ran before embedding"
+    with annotation.mask.open("rb") as f, Image.open(f) as mask:
+        assert mask.size == (annotation.media_asset.width, annotation.media_asset.height)
+        inside = sum(1 for v in mask.getdata() if v > 127)
+    assert 0 < inside < annotation.width * annotation.height  # tighter than the box
+    catalog_services.annotation_update(
+        actor=catalogue.world.users["curator"], annotation=annotation, changes={"box": (0, 0, 100, 100)}
+    )
+    annotation.refresh_from_db()
+    assert not annotation.mask
