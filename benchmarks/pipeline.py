@@ -41,7 +41,6 @@ from identification import services as id_services  # noqa: E402
 from identification.models import AnnotationEmbedding, LocalFeatureSet, MatchJob  # noqa: E402
 from resight.models import Membership, Organization, Project, Role  # noqa: E402
 
-
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
