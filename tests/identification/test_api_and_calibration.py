@@ -1,0 +1,120 @@
+"""Match jobs over REST and in pages; calibration refitted from curated pairs."""
+
+from __future__ import annotations
+
+from django.test import Client
+from rest_framework.test import APIClient
+
+from identification import calibration, features, jobs
+from identification.models import MatchJob, SpeciesCalibration
+from ml_service import fusion
+from resight.models import Right, SharingAgreement
+from tests.identification.conftest import Catalogue, add_photo
+
+
+def test_start_poll_and_read_a_job_over_rest(catalogue: Catalogue) -> None:
+    world = catalogue.world
+    query = add_photo(world, 1, seed=6100, day=300)
+    client = APIClient()
+    client.force_authenticate(world.users["contributor"])
+    created = client.post(
+        "/api/match-jobs/", {"annotation": query.pk, "filters": {"same_viewpoint": False}}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["state"] == "queued" and body["project_ids"] == [world.project.pk]
+    jobs.run(body["id"])  # what the worker does with the enqueued id
+    polled = client.get(f"/api/match-jobs/{body['id']}/").json()
+    assert polled["state"] == "done" and polled["probably_new"] in (True, False)
+    first = polled["candidates"][0]
+    assert first["individual"] == catalogue.individuals[1].pk and first["individual_code"] == "CAT-1"
+    assert first["band"] in {"excellent", "good", "fair", "uncertain"} and 0 <= first["probability"] <= 1
+    assert set(first) >= {
+        "global_score",
+        "local_score",
+        "match_count",
+        "model_key",
+        "matcher_key",
+        "annotation",
+    }
+    bad = client.post("/api/match-jobs/", {"annotation": query.pk, "filters": {"days": -3}}, format="json")
+    assert bad.status_code == 400
+    viewer = APIClient()
+    viewer.force_authenticate(world.users["viewer"])
+    assert viewer.post("/api/match-jobs/", {"annotation": query.pk}, format="json").status_code == 403
+    assert viewer.get(f"/api/match-jobs/{body['id']}/").status_code == 200
+    outsider = APIClient()
+    outsider.force_authenticate(world.users["outsider"])
+    assert outsider.get(f"/api/match-jobs/{body['id']}/").status_code == 404
+
+
+def test_match_against_only_partners_find_the_match_but_not_its_details(catalogue: Catalogue) -> None:
+    """A partner organisation with a match-against agreement runs jobs on its own photos; candidates from
+    the shared project are reported without code or photo."""
+    world = catalogue.world
+    partner = world.users["share_match"]
+    partner_project = world.other_project
+    SharingAgreement.objects.filter(grantee__memberships__user=partner).update(rights=[Right.MATCH])
+    org = partner.memberships.get().organization
+    partner_project.organization = org
+    partner_project.save()
+    query = add_photo(world, 2, seed=6200, day=300)
+    from catalog import services as catalog_services
+
+    sighting = catalog_services.sighting_create(
+        actor=partner,
+        project=partner_project,
+        data=catalog_services.SightingData(observed_at=query.sighting.observed_at),
+        photos=[catalog_services.PhotoUpload("mine.jpg", query.media_asset.file.open("rb"))],
+    )
+    mine = catalog_services.annotation_create(
+        actor=partner,
+        media_asset=sighting.media_assets.get(),
+        species=world.leopard,
+        box=query.box,
+        viewpoint=query.viewpoint,
+    )
+    client = APIClient()
+    client.force_authenticate(partner)
+    job_id = client.post("/api/match-jobs/", {"annotation": mine.pk}, format="json").json()["id"]
+    assert set(MatchJob.objects.get(pk=job_id).project_ids) == {world.project.pk, partner_project.pk}
+    jobs.run(job_id)
+    candidates = client.get(f"/api/match-jobs/{job_id}/").json()["candidates"]
+    assert candidates and all(c["individual_code"] is None and c["annotation"] is None for c in candidates)
+    page = Client()
+    page.force_login(partner)
+    html = page.get(f"/match-jobs/{job_id}/").content.decode()
+    assert "CAT-" not in html and "an individual of Big Cats" in html
+
+
+def test_the_job_page_polls_until_done(catalogue: Catalogue) -> None:
+    world = catalogue.world
+    query = add_photo(world, 0, seed=6300, day=300)
+    page = Client()
+    page.force_login(world.users["curator"])
+    started = page.post(f"/annotations/{query.pk}/match/")
+    assert started.status_code == 302
+    job_url = started["Location"]
+    waiting = page.get(job_url, HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 1s"' in waiting and "<html" not in waiting
+    jobs.run(int(job_url.rstrip("/").split("/")[-1]))
+    done = page.get(job_url).content.decode()
+    assert "hx-trigger" not in done and "CAT-0" in done and "band-" in done
+
+
+def test_calibration_is_refitted_from_curated_pairs(catalogue: Catalogue) -> None:
+    world = catalogue.world
+    for i in range(4):  # grow the curated catalogue past the first-fit threshold
+        for s in range(3):
+            add_photo(world, i, seed=5000 + 10 * i + s, individual=catalogue.individuals[i], day=50 + s)
+    space = features.active_space()
+    assert calibration.needs_refit(world.leopard.pk, space, "sift")
+    fitted = calibration.refit(world.leopard.pk, space, "sift")
+    assert fitted is not None and fitted.positives >= calibration.MIN_POSITIVE_PAIRS
+    # 24 catalogue photos and the world's own leopard.
+    assert fitted.identified_annotations == 25 and not calibration.needs_refit(
+        world.leopard.pk, space, "sift"
+    )
+    model = calibration.fusion_model_for(world.leopard.pk, space, "sift")
+    assert model.to_dict() == fitted.params and model.to_dict() != fusion.prior_model().to_dict()
+    assert SpeciesCalibration.objects.count() == 1
