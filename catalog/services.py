@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -348,71 +348,33 @@ def annotation_update(*, actor: AnyUser, annotation: Annotation, changes: dict[s
 def individual_create(*, actor: AnyUser, project: Project, species: Species, **fields: Any) -> Individual:
     require_project(actor, project, Action.CURATE, species.pk)
     individual = Individual(project=project, species=species, **fields)
-    individual.full_clean()
-    with transaction.atomic():
-        individual.save()
-        audit.record(
-            actor=actor,
-            action="individual.create",
-            obj=individual,
-            project_id=project.pk,
-            changes=audit.diff({}, model_to_dict(individual)),
-        )
-    return individual
+    return audit.save(actor=actor, obj=individual, action="individual.create")
 
 
 def individual_update(*, actor: AnyUser, individual: Individual, changes: dict[str, Any]) -> Individual:
     require(actor, individual, Action.CURATE)
-    before = model_to_dict(individual)
-    for name, value in changes.items():
-        setattr(individual, name, value)
-    individual.full_clean()
-    with transaction.atomic():
-        individual.save()
-        audit.record(
-            actor=actor,
-            action="individual.update",
-            obj=individual,
-            project_id=individual.project_id,
-            changes=audit.diff(before, model_to_dict(individual)),
-        )
-    return individual
+    return audit.save(
+        actor=actor,
+        obj=individual,
+        action="individual.update",
+        project_id=individual.project_id,
+        changes=changes,
+    )
 
 
 def _require_staff(actor: AnyUser) -> None:
-    from django.core.exceptions import PermissionDenied
-
     if not (actor.is_authenticated and getattr(actor, "is_staff", False)):
         raise PermissionDenied("Species are shared by every project; only operators (staff) edit them.")
 
 
 def species_create(*, actor: AnyUser, **fields: Any) -> Species:
     _require_staff(actor)
-    species = Species(**fields)
-    species.full_clean()
-    with transaction.atomic():
-        species.save()
-        audit.record(
-            actor=actor, action="species.create", obj=species, changes=audit.diff({}, model_to_dict(species))
-        )
-    return species
+    return audit.save(actor=actor, obj=Species(**fields), action="species.create")
 
 
 def species_update(*, actor: AnyUser, species: Species, changes: dict[str, Any]) -> Species:
     _require_staff(actor)
-    before = model_to_dict(species)
-    for name, value in changes.items():
-        setattr(species, name, value)
-    species.full_clean()
-    with transaction.atomic():
-        species.save()
-        audit.record(
-            actor=actor,
-            action="species.update",
-            obj=species,
-            changes=audit.diff(before, model_to_dict(species)),
-        )
-    return species
+    return audit.save(actor=actor, obj=species, action="species.update", changes=changes)
 
 
 def annotation_set_mask(*, annotation: Annotation, png: bytes, source: str) -> Annotation:

@@ -20,6 +20,7 @@ from PIL import Image
 from torch import nn
 
 from ml_service import weights
+from ml_service.identity import Versioned
 from ml_service.imaging import Crop, masked_pixels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,7 +57,7 @@ class Preprocessing:
         return ((batch - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
-class EmbeddingModel(ABC):
+class EmbeddingModel(Versioned, ABC):
     """A global embedding model version. Subclasses build `self.network` in `_build()`."""
 
     name: str
@@ -69,10 +70,6 @@ class EmbeddingModel(ABC):
         self.dtype = dtype
         self._network: nn.Module | None = None
         self._lock = threading.Lock()
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}@{self.version}"
 
     @abstractmethod
     def _build(self) -> nn.Module: ...

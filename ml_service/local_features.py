@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ml_service import weights
+from ml_service.identity import Versioned
 from ml_service.imaging import Crop
 
 
@@ -63,14 +64,10 @@ def _verify(points_a: np.ndarray, points_b: np.ndarray, scores: np.ndarray) -> M
     return Match(int(keep.sum()), n, confidence, pairs)
 
 
-class LocalMatcher(ABC):
+class LocalMatcher(Versioned, ABC):
     name: str
     version: str
     max_side = 512
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}@{self.version}"
 
     def _prepare(self, c: Crop) -> tuple[np.ndarray, np.ndarray | None, float]:
         """Grey crop no longer than `max_side`, its mask, and the scale applied."""

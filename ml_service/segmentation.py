@@ -17,16 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ml_service.identity import Versioned
 from ml_service.imaging import Box
 
 
-class MaskRefiner(ABC):
+class MaskRefiner(Versioned, ABC):
     name: str
     version: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}@{self.version}"
 
     @abstractmethod
     def refine(self, image: Image.Image, box: Box) -> np.ndarray:
@@ -92,15 +89,11 @@ class Detection:
     confidence: float
 
 
-class Detector(ABC):
+class Detector(Versioned, ABC):
     """Proposes animal boxes in a photo. Identity (name, version), lazy load, batched detect."""
 
     name: str
     version: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}@{self.version}"
 
     @abstractmethod
     def detect(self, images: Sequence[Image.Image], min_confidence: float = 0.3) -> list[list[Detection]]: ...

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import models
+from django.db import models, transaction
+from django.forms.models import model_to_dict
 
 from resight.models import AuditEvent
 from resight.permissions import AnyUser
+
+M = TypeVar("M", bound=models.Model)
 
 
 def record(
@@ -29,6 +32,32 @@ def record(
         project_id=project_id,
         changes=changes or {},
     )
+
+
+def save(
+    *,
+    actor: AnyUser | None,
+    obj: M,
+    action: str,
+    project_id: int | None = None,
+    changes: dict[str, Any] | None = None,
+) -> M:
+    """Apply `changes`, validate (full_clean), save and record what changed, in one transaction. The one
+    write path of the simple create/update services; `changes=None` means `obj` is new."""
+    before = {} if changes is None else model_to_dict(obj)
+    for name, value in (changes or {}).items():
+        setattr(obj, name, value)
+    obj.full_clean()
+    with transaction.atomic():
+        obj.save()
+        record(
+            actor=actor,
+            action=action,
+            obj=obj,
+            project_id=project_id,
+            changes=diff(before, model_to_dict(obj)),
+        )
+    return obj
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
