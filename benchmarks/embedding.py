@@ -37,33 +37,53 @@ def throughput(
     return len(items) / best
 
 
+def variants(name: str, size: int) -> dict[str, embedding.EmbeddingModel]:
+    """The baseline (eager, NCHW, fp32) and the optimised paths, all of one model at one input size."""
+
+    def make(channels_last: bool, dtype: torch.dtype) -> embedding.EmbeddingModel:
+        if name == "miewid-msv3":
+            # Speed does not depend on the weights: a random network of the same architecture, no download.
+            model: embedding.EmbeddingModel = embedding.MiewIdMsv3(weights_path="unused", dtype=dtype)
+            model._build = embedding.MiewIdNetwork  # type: ignore[method-assign]
+        else:
+            model = embedding.MobileNetV2ImageNet(dtype=dtype)
+        model.channels_last = channels_last
+        model.preprocessing = embedding.Preprocessing(size=size)
+        return model
+
+    return {
+        "eager NCHW fp32": make(False, torch.float32),
+        "channels-last fp32": make(True, torch.float32),
+        "channels-last bf16": make(True, torch.bfloat16),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--sizes", default="224,320")
+    parser.add_argument(
+        "--configs",
+        default="imagenet-mobilenetv2:224,imagenet-mobilenetv2:320,miewid-msv3:256,miewid-msv3:440",
+    )
     args = parser.parse_args()
     items = crops(args.images)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{args.images} crops, batch {args.batch}"
     )
-    print(f"{'model':<24}{'size':>6}{'path':>22}{'img/s':>10}{'x fp32':>9}{'max |diff|':>12}")
-    for size in (int(s) for s in args.sizes.split(",")):
-        paths = {
-            "eager fp32": embedding.MobileNetV2ImageNet(),
-            "bf16 autocast": embedding.MobileNetV2ImageNet(dtype=torch.bfloat16),
-        }
-        reference = None
-        base = None
-        for label, model in paths.items():
-            model.preprocessing = embedding.Preprocessing(size=size)
-            rate = throughput(model, items, args.batch)
-            vectors = model.predict(items[:8])
+    print(f"{'model':<24}{'size':>6}{'path':>22}{'img/s':>10}{'x base':>9}{'max |diff|':>12}")
+    for config in args.configs.split(","):
+        name, size = config.split(":")
+        reference = base = None
+        for label, model in variants(name, int(size)).items():
+            n = args.images if name != "miewid-msv3" else max(args.batch, args.images // 4)
+            rate = throughput(model, items[:n], args.batch)
+            vectors = model.predict(items[:4])
             reference = vectors if reference is None else reference
             base = rate if base is None else base
             diff = float(np.abs(vectors - reference).max())
-            print(f"{model.name:<24}{size:>6}{label:>22}{rate:>10.1f}{rate / base:>9.2f}{diff:>12.4f}")
+            print(f"{name:<24}{size:>6}{label:>22}{rate:>10.2f}{rate / base:>9.2f}{diff:>12.4f}")
 
 
 if __name__ == "__main__":
