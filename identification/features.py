@@ -10,6 +10,7 @@ import threading
 from functools import cache
 
 import numpy as np
+import torch
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
@@ -31,7 +32,8 @@ class PhotoUnreadable(ValueError):
 
 @cache
 def embedding_model(name: str) -> embedding.EmbeddingModel:
-    return embedding.get_model(name)
+    dtype = torch.bfloat16 if settings.RESIGHT_EMBEDDING_BF16 else torch.float32
+    return embedding.get_model(name, dtype=dtype)
 
 
 @cache

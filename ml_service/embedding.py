@@ -73,6 +73,11 @@ class EmbeddingModel(Versioned, ABC):
         self._network: nn.Module | None = None
         self._lock = threading.Lock()
 
+    @property
+    def key(self) -> str:
+        # bf16 vectors differ from fp32 ones in the third decimal: a space never mixes the two.
+        return super().key + ("+bf16" if self.dtype == torch.bfloat16 else "")
+
     @abstractmethod
     def _build(self) -> nn.Module: ...
 
@@ -222,8 +227,10 @@ REGISTRY: dict[str, Callable[[], EmbeddingModel]] = {
 DEFAULT_MODEL = MobileNetV2ImageNet.name
 
 
-def get_model(name: str = DEFAULT_MODEL) -> EmbeddingModel:
+def get_model(name: str = DEFAULT_MODEL, dtype: torch.dtype = torch.float32) -> EmbeddingModel:
     try:
-        return REGISTRY[name]()
+        model = REGISTRY[name]()
     except KeyError:
         raise KeyError(f"Unknown embedding model {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+    model.dtype = dtype
+    return model

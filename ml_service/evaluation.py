@@ -242,9 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     items = read_dataset(args.dataset, args.limit_individuals)
     matchers = [get_matcher(m) for m in (args.matcher or ["sift"])]
-    model = get_model(args.model)
-    if args.bf16:
-        model.dtype = torch.bfloat16
+    model = get_model(args.model, dtype=torch.bfloat16 if args.bf16 else torch.float32)
     report = evaluate(items, model, matchers, args.shortlist, progress=bar)
     report["dtype"] = str(model.dtype)
     report["dataset"] = str(args.dataset)

@@ -188,3 +188,12 @@ def test_miewid_without_weights_offline_fails_clearly(monkeypatch) -> None:
     monkeypatch.delenv("RESIGHT_MIEWID_WEIGHTS", raising=False)
     with pytest.raises(weights.WeightsMissing, match="RESIGHT_MIEWID_WEIGHTS"):
         embedding.MiewIdMsv3().load()
+
+
+def test_bf16_embeddings_are_a_version_of_their_own_and_agree_with_fp32(mobilenet) -> None:
+    import torch
+
+    fast = embedding.get_model("imagenet-mobilenetv2", dtype=torch.bfloat16)
+    assert fast.key == mobilenet.key + "+bf16"
+    crops = [shot(1, 10), shot(2, 12)]
+    assert np.abs(fast.predict(crops) - mobilenet.predict(crops)).max() < 0.05
