@@ -19,8 +19,8 @@ from pgvector import HalfVector
 
 from identification.models import AnnotationEmbedding, EmbeddingSpace
 
-# Measured (benchmarks/knn.py, 100k x 1280-d, one species of three and one project of four): ef 64 -> recall@20
-# 0.85, ef 100 -> 0.88, ef 200 -> 1.00 at about the cost of the exact scan. Correct shortlists come first.
+# Measured (benchmarks/knn.py, 100k x 1280-d, one species of three, one project of four): recall@20 is
+# 0.85 at ef 64, 0.88 at ef 100, 1.00 at ef 200 (about the cost of the exact scan). Correct shortlists first.
 EF_SEARCH_MIN = 200
 MAX_SCAN_TUPLES = 50_000  # upper bound on tuples an iterative scan visits (pgvector default 20,000)
 
