@@ -85,6 +85,13 @@ class MatchJobSerializer(serializers.ModelSerializer[MatchJob]):
         if (user := self.context.get("user")) and "annotation" in self.fields:
             self.fields["annotation"].queryset = catalog_selectors.annotations_for(user)  # type: ignore[attr-defined]
 
+    def to_representation(self, instance: MatchJob) -> dict[str, Any]:
+        # The nested candidates read this from the shared context, job by job.
+        self.context["viewable_individuals"] = selectors.viewable_individual_ids(
+            self.context["user"], instance
+        )
+        return super().to_representation(instance)
+
     def validate_filters(self, value: dict[str, Any]) -> dict[str, Any]:
         unknown = set(value) - {"days", "radius_km", "same_viewpoint"}
         if unknown:
@@ -105,11 +112,6 @@ class MatchJobViewSet(PolicyViewSet):
 
     def visible(self, user: Any) -> models.QuerySet[MatchJob]:
         return scope(MatchJob.objects.all(), user, Action.VIEW).prefetch_related("candidates__individual")
-
-    def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
-        context["viewable_individuals"] = selectors.viewable_individuals_of_jobs(self.request.user)
-        return context
 
     def create_object(self, data: dict[str, Any]) -> MatchJob:
         return services.match_job_start(

@@ -17,23 +17,11 @@ def jobs_for(user: AnyUser) -> QuerySet[MatchJob]:
     )
 
 
-class _ViewableIndividuals:
-    """Lazy membership test: is a candidate's individual one the user may open?"""
-
-    def __init__(self, user: AnyUser) -> None:
-        self.user = user
-        self._ids: set[int] | None = None
-
-    def __contains__(self, individual_id: object) -> bool:
-        if self._ids is None:
-            self._ids = set(
-                scope(Individual.objects.all(), self.user, Action.VIEW).values_list("pk", flat=True)
-            )
-        return individual_id in self._ids
-
-
-def viewable_individuals_of_jobs(user: AnyUser) -> _ViewableIndividuals:
-    return _ViewableIndividuals(user)
+def viewable_individual_ids(user: AnyUser, job: MatchJob) -> set[int]:
+    """Which of the job's candidate individuals the user may open (the others come from match-against-only
+    agreements: the match is reported, the individual stays closed)."""
+    individuals = Individual.objects.filter(pk__in=[c.individual_id for c in job.candidates.all()])
+    return set(scope(individuals, user, Action.VIEW).values_list("pk", flat=True))
 
 
 @dataclass(frozen=True)
@@ -44,5 +32,5 @@ class CandidateRow:
 
 def candidates_of(user: AnyUser, job: MatchJob) -> list[CandidateRow]:
     candidates = list(job.candidates.select_related("individual__project", "annotation__media_asset"))
-    viewable = viewable_individuals_of_jobs(user)
+    viewable = viewable_individual_ids(user, job)
     return [CandidateRow(c, c.individual_id in viewable) for c in candidates]
