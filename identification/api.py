@@ -87,9 +87,8 @@ class MatchJobSerializer(serializers.ModelSerializer[MatchJob]):
 
     def to_representation(self, instance: MatchJob) -> dict[str, Any]:
         # The nested candidates read this from the shared context, job by job.
-        self.context["viewable_individuals"] = selectors.viewable_individual_ids(
-            self.context["user"], instance
-        )
+        context: dict[str, Any] = self.context  # type: ignore[assignment]  # a plain dict at run time
+        context["viewable_individuals"] = selectors.viewable_individual_ids(context["user"], instance)
         return super().to_representation(instance)
 
     def validate_filters(self, value: dict[str, Any]) -> dict[str, Any]:
