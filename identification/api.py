@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from catalog import selectors as catalog_selectors
 from identification import selectors, services
-from identification.models import MatchCandidate, MatchJob
+from identification.models import Decision, DecisionKind, MatchCandidate, MatchJob
 from resight.api import PolicyViewSet
-from resight.permissions import Action, scope
+from resight.permissions import Action, get_for, scope
 
 
 class CandidateSerializer(serializers.ModelSerializer[MatchCandidate]):
@@ -43,8 +47,39 @@ class CandidateSerializer(serializers.ModelSerializer[MatchCandidate]):
         ]
 
 
+class DecisionSerializer(serializers.ModelSerializer[Decision]):
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Decision
+        fields = [
+            "id",
+            "annotation",
+            "job",
+            "kind",
+            "candidate_rank",
+            "individual",
+            "previous_individual_id",
+            "shown",
+            "model_key",
+            "matcher_key",
+            "note",
+            "decided_by",
+            "decided_at",
+        ]
+        read_only_fields = fields
+
+
+class DecideSerializer(serializers.Serializer[Decision]):
+    kind = serializers.ChoiceField(choices=DecisionKind.choices)
+    candidate_rank = serializers.IntegerField(required=False, min_value=1, allow_null=True)
+    new_code = serializers.CharField(required=False, allow_blank=True, max_length=60)
+    note = serializers.CharField(required=False, allow_blank=True)
+
+
 class MatchJobSerializer(serializers.ModelSerializer[MatchJob]):
     candidates = CandidateSerializer(many=True, read_only=True)
+    decisions = DecisionSerializer(many=True, read_only=True)
     filters = serializers.DictField(required=False, help_text="days, radius_km, same_viewpoint")
 
     class Meta:
@@ -65,6 +100,7 @@ class MatchJobSerializer(serializers.ModelSerializer[MatchJob]):
             "started_at",
             "finished_at",
             "candidates",
+            "decisions",
         ]
         read_only_fields = [
             "state",
@@ -111,6 +147,16 @@ class MatchJobViewSet(PolicyViewSet):
 
     def visible(self, user: Any) -> models.QuerySet[MatchJob]:
         return scope(MatchJob.objects.all(), user, Action.VIEW).prefetch_related("candidates__individual")
+
+    @extend_schema(request=DecideSerializer, responses={201: DecisionSerializer})
+    @action(detail=True, methods=["post"])
+    def decide(self, request: Request, pk: str | None = None) -> Response:
+        """Confirm a candidate, declare a new individual, reject a candidate, skip, or mark unidentifiable."""
+        job = get_for(request.user, self.get_queryset(), Action.CURATE, pk=pk)
+        params = DecideSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        decision = services.decide(actor=request.user, job=job, **params.validated_data)
+        return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 
     def create_object(self, data: dict[str, Any]) -> MatchJob:
         return services.match_job_start(

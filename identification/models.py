@@ -172,3 +172,60 @@ class SpeciesCalibration(models.Model):
 
     def __str__(self) -> str:
         return f"calibration of species {self.species_id} ({self.pairs} pairs)"
+
+
+class DecisionKind(models.TextChoices):
+    CONFIRM = "confirm", "Confirmed match"
+    NEW_INDIVIDUAL = "new_individual", "New individual"
+    NOT_THIS_ONE = "not_this_one", "Not this one"
+    SKIP = "skip", "Skipped"
+    UNIDENTIFIABLE = "unidentifiable", "Unidentifiable"
+
+
+class Decision(models.Model):
+    """A curator's decision on an annotation, with exactly what was shown. Append-only (a database trigger
+    refuses UPDATE and DELETE): corrections are new decisions."""
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="decisions")
+    # No cascading updates into an append-only table: references are kept as they were when decided.
+    job = models.ForeignKey(
+        MatchJob,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="decisions",
+    )
+    kind = models.CharField(max_length=20, choices=DecisionKind.choices)
+    candidate_rank = models.PositiveIntegerField(null=True, blank=True)
+    individual = models.ForeignKey(
+        Individual,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        help_text="The annotation's individual after the decision",
+    )
+    previous_individual_id = models.BigIntegerField(null=True, blank=True)
+    shown = models.JSONField(default=list, help_text="The candidates, scores and bands the curator saw")
+    model_key = models.CharField(max_length=120, blank=True)
+    matcher_key = models.CharField(max_length=120, blank=True)
+    note = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    policy_project_path = "annotation__media_asset__project"
+    policy_species_path = "annotation__species"
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on annotation {self.annotation_id}"

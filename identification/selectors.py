@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from catalog.models import Individual
-from identification.models import MatchCandidate, MatchJob
+from catalog.models import Annotation, Individual
+from identification.models import Decision, MatchCandidate, MatchJob
 from resight.permissions import Action, AnyUser, scope
 
 
@@ -34,3 +34,8 @@ def candidates_of(user: AnyUser, job: MatchJob) -> list[CandidateRow]:
     candidates = list(job.candidates.select_related("individual__project", "annotation__media_asset"))
     viewable = viewable_individual_ids(user, job)
     return [CandidateRow(c, c.individual_id in viewable) for c in candidates]
+
+
+def decisions_on(annotation: Annotation) -> QuerySet[Decision]:
+    """The annotation's decision log, newest first (the caller already may see the annotation)."""
+    return Decision.objects.filter(annotation=annotation).select_related("decided_by", "individual")

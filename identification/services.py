@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from catalog.models import Annotation, IdentificationMethod
+from catalog import services as catalog_services
+from catalog.models import Annotation, IdentificationMethod, Individual
 from identification import features
-from identification.models import MatchJob
+from identification.models import Decision, DecisionKind, JobState, MatchJob
 from resight.permissions import Action, AnyUser, projects_for, require
 
 
@@ -54,3 +56,88 @@ def on_annotation_saved(
         prepare_annotation.delay(annotation.pk)
     if annotation.individual_id is not None:
         refit_calibration.delay(annotation.species_id)  # a no-op until the curated set grew enough
+
+
+def decide(
+    *,
+    actor: AnyUser,
+    job: MatchJob,
+    kind: str,
+    candidate_rank: int | None = None,
+    new_code: str = "",
+    note: str = "",
+) -> Decision:
+    """Record a curator's decision on a finished job's annotation and apply it (assign or create the
+    individual). The decision keeps the candidates, scores and versions that were on screen."""
+    annotation = job.annotation
+    require(actor, annotation, Action.CURATE)
+    if kind not in DecisionKind.values:
+        raise ValidationError({"kind": [f"One of: {', '.join(DecisionKind.values)}."]})
+    if job.state != JobState.DONE and kind in (DecisionKind.CONFIRM, DecisionKind.NOT_THIS_ONE):
+        raise ValidationError({"job": ["The job has no candidates yet."]})
+    candidate = None
+    if kind in (DecisionKind.CONFIRM, DecisionKind.NOT_THIS_ONE):
+        candidate = job.candidates.select_related("individual").filter(rank=candidate_rank or 0).first()
+        if candidate is None:
+            raise ValidationError({"candidate_rank": ["Choose one of the job's candidates."]})
+    with transaction.atomic():
+        # One decision at a time per annotation: two curators never both apply theirs unseen.
+        locked = (
+            Annotation.objects.select_for_update()
+            .select_related("media_asset", "species")
+            .get(pk=annotation.pk)
+        )
+        previous = locked.individual_id
+        if kind == DecisionKind.CONFIRM:
+            assert candidate is not None
+            catalog_services.annotation_update(
+                actor=actor, annotation=locked, changes={"individual": candidate.individual}
+            )
+        elif kind == DecisionKind.NEW_INDIVIDUAL:
+            individual = catalog_services.individual_create(
+                actor=actor,
+                project=locked.media_asset.project,
+                species=locked.species,
+                code=new_code.strip() or _next_code(locked),
+            )
+            catalog_services.annotation_update(
+                actor=actor, annotation=locked, changes={"individual": individual}
+            )
+        shown = [
+            {
+                "rank": c.rank,
+                "individual": c.individual_id,
+                "probability": c.probability,
+                "band": c.band,
+                "global_score": c.global_score,
+                "local_score": c.local_score,
+            }
+            for c in job.candidates.all()
+        ]
+        return Decision.objects.create(
+            annotation=locked,
+            job=job,
+            kind=kind,
+            candidate_rank=candidate_rank if candidate else None,
+            individual_id=locked.individual_id,
+            previous_individual_id=previous,
+            shown=shown,
+            model_key=job.space.key,
+            matcher_key=job.matcher,
+            note=note,
+            decided_by=actor if actor.is_authenticated else None,
+        )
+
+
+def _next_code(annotation: Annotation) -> str:
+    """A free catalogue code for a new individual: the species' initials and a running number."""
+    prefix = "".join(w[0] for w in annotation.species.common_name.split()).upper() or "IND"
+    taken = set(
+        Individual.objects.filter(
+            project=annotation.media_asset.project, code__startswith=f"{prefix}-"
+        ).values_list("code", flat=True)
+    )
+    n = len(taken) + 1
+    while f"{prefix}-{n:04d}" in taken:
+        n += 1
+    return f"{prefix}-{n:04d}"

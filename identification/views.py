@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog import selectors as catalog_selectors
 from identification import selectors, services
-from resight.permissions import Action, get_for
+from resight.permissions import Action, can, get_for
 
 
 @login_required
@@ -26,7 +28,40 @@ def match_start(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def match_job(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_for(request.user, selectors.jobs_for(request.user), pk=pk)
-    context = {"job": job, "rows": selectors.candidates_of(request.user, job) if job.is_final else []}
+    context = {
+        "job": job,
+        "rows": selectors.candidates_of(request.user, job) if job.is_final else [],
+        "can_curate": can(request.user, job.annotation, Action.CURATE),
+        "decisions": selectors.decisions_on(job.annotation)[:10],
+    }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "identification/_job.html", context)
     return render(request, "identification/job.html", context)
+
+
+@login_required
+@require_POST
+def match_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """The buttons of the job page: plain form posts, so they work without JavaScript."""
+    job = get_for(request.user, selectors.jobs_for(request.user), Action.CURATE, pk=pk)
+    rank = request.POST.get("candidate_rank", "")
+    try:
+        decision = services.decide(
+            actor=request.user,
+            job=job,
+            kind=request.POST.get("kind", ""),
+            candidate_rank=int(rank) if rank.isdigit() else None,
+            new_code=request.POST.get("new_code", ""),
+            note=request.POST.get("note", ""),
+        )
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(
+            request,
+            f"{decision.get_kind_display()}"
+            + (f": {decision.individual}" if decision.individual_id else "")
+            + ".",
+        )
+    return redirect("match-job", pk=job.pk)
