@@ -61,7 +61,7 @@ def test_new_individual_gets_a_free_code_and_the_annotation(catalogue: Catalogue
         actor=catalogue.world.users["curator"], job=named, kind="new_individual", new_code="SPOTTY"
     )
     named.annotation.refresh_from_db()
-    assert named.annotation.individual.code == "SPOTTY"
+    assert named.annotation.individual is not None and named.annotation.individual.code == "SPOTTY"
 
 
 def test_rejections_and_skips_only_log(catalogue: Catalogue) -> None:
