@@ -149,7 +149,13 @@ def _pipeline(job: MatchJob) -> None:
                 )
             )
         MatchCandidate.objects.bulk_create(rows)
-        advance(job.pk, JobState.DONE, finished_at=timezone.now(), probably_new=fusion.probably_new(ranked))
+        advance(
+            job.pk,
+            JobState.DONE,
+            finished_at=timezone.now(),
+            probably_new=fusion.probably_new(ranked),
+            top_probability=ranked[0].probability if ranked else None,
+        )
 
 
 def _search_filter(job: MatchJob) -> search.SearchFilter:

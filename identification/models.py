@@ -101,6 +101,9 @@ class MatchJob(models.Model):
     project_ids = models.JSONField(default=list, help_text="Projects searched (the requester's match rights)")
     filters = models.JSONField(default=dict, blank=True)
     probably_new = models.BooleanField(null=True)
+    top_probability = models.FloatField(
+        null=True, blank=True, help_text="Of the first candidate: orders the queue"
+    )
     attempts = models.PositiveIntegerField(default=0)
     claimed_by = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -229,3 +232,14 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on annotation {self.annotation_id}"
+
+
+class ReviewClaim(models.Model):
+    """Who is reviewing an annotation right now: the queue hands it to nobody else until `expires_at`."""
+
+    annotation = models.OneToOneField(Annotation, on_delete=models.CASCADE, related_name="review_claim")
+    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"annotation {self.annotation_id} claimed by {self.claimed_by_id}"

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from catalog import services as catalog_services
 from catalog.models import Annotation, IdentificationMethod, Individual
-from identification import features
+from identification import features, review
 from identification.models import Decision, DecisionKind, JobState, MatchJob
 from resight.permissions import Action, AnyUser, projects_for, require
 
@@ -114,6 +114,8 @@ def decide(
             }
             for c in job.candidates.all()
         ]
+        if kind != DecisionKind.NOT_THIS_ONE:  # the curator is done with this annotation for now
+            review.release(locked)
         return Decision.objects.create(
             annotation=locked,
             job=job,

@@ -7,10 +7,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog import selectors as catalog_selectors
-from identification import selectors, services
+from identification import review, selectors, services
 from resight.permissions import Action, can, get_for
 
 
@@ -21,6 +22,8 @@ def match_start(request: HttpRequest, pk: int) -> HttpResponse:
         request.user, catalog_selectors.annotations_for(request.user), Action.CONTRIBUTE, pk=pk
     )
     job = services.match_job_start(actor=request.user, annotation=annotation)
+    if queue := request.POST.get("queue"):
+        return redirect(f"{reverse('review-next')}?project={'' if queue == 'all' else queue}")
     return redirect("match-job", pk=job.pk)
 
 
@@ -33,6 +36,7 @@ def match_job(request: HttpRequest, pk: int) -> HttpResponse:
         "rows": selectors.candidates_of(request.user, job) if job.is_final else [],
         "can_curate": can(request.user, job.annotation, Action.CURATE),
         "decisions": selectors.decisions_on(job.annotation)[:10],
+        "queue": request.GET.get("queue", ""),
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "identification/_job.html", context)
@@ -64,4 +68,17 @@ def match_decide(request: HttpRequest, pk: int) -> HttpResponse:
             + (f": {decision.individual}" if decision.individual_id else "")
             + ".",
         )
+    if queue := request.POST.get("queue"):
+        return redirect(f"{reverse('review-next')}?project={'' if queue == 'all' else queue}")
     return redirect("match-job", pk=job.pk)
+
+
+@login_required
+@require_GET
+def review_next(request: HttpRequest) -> HttpResponse:
+    """The review queue: hands this curator the next annotation nobody else is reviewing."""
+    project = request.GET.get("project", "")
+    job = review.claim_next(request.user, int(project) if project.isdigit() else None)
+    if job is None:
+        return render(request, "identification/review_empty.html", {"project": project})
+    return redirect(f"{reverse('match-job', kwargs={'pk': job.pk})}?queue={project or 'all'}")
