@@ -37,7 +37,8 @@ def test_curators_get_different_items_most_confident_first(catalogue: Catalogue)
     assert a is not None and b is not None and a.annotation_id != b.annotation_id
     ordered = sorted(made, key=lambda j: (-(j.top_probability or 0), j.annotation_id))
     assert a.annotation_id == ordered[0].annotation_id  # the most confident first
-    assert review.claim_next(first).annotation_id == a.annotation_id  # one's own claim stays one's own
+    again = review.claim_next(first)
+    assert again is not None and again.annotation_id == a.annotation_id  # one's own claim stays one's own
     services.decide(actor=first, job=a, kind="confirm", candidate_rank=1)
     c = review.claim_next(first)
     assert c is not None and c.annotation_id not in {a.annotation_id, b.annotation_id}
@@ -81,7 +82,7 @@ def test_concurrent_claims_never_hand_out_the_same_item(catalogue: Catalogue) ->
     barrier = threading.Barrier(len(curators))
     got: dict[str, int | None] = {}
 
-    def work(user) -> None:  # type: ignore[no-untyped-def]
+    def work(user) -> None:
         try:
             barrier.wait()
             job = review.claim_next(user)
