@@ -158,6 +158,14 @@ class MatchJobViewSet(PolicyViewSet):
         decision = services.decide(actor=request.user, job=job, **params.validated_data)
         return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=None, responses={201: DecisionSerializer})
+    @action(detail=True, methods=["post"])
+    def undo(self, request: Request, pk: str | None = None) -> Response:
+        """Revert the latest decision on the job's annotation."""
+        job = get_for(request.user, self.get_queryset(), Action.CURATE, pk=pk)
+        decision = services.undo(actor=request.user, annotation=job.annotation)
+        return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
+
     def create_object(self, data: dict[str, Any]) -> MatchJob:
         return services.match_job_start(
             actor=self.request.user, annotation=data["annotation"], filters=data.get("filters")

@@ -183,6 +183,7 @@ class DecisionKind(models.TextChoices):
     NOT_THIS_ONE = "not_this_one", "Not this one"
     SKIP = "skip", "Skipped"
     UNIDENTIFIABLE = "unidentifiable", "Unidentifiable"
+    UNDO = "undo", "Undone"
 
 
 class Decision(models.Model):
@@ -201,6 +202,15 @@ class Decision(models.Model):
     )
     kind = models.CharField(max_length=20, choices=DecisionKind.choices)
     candidate_rank = models.PositiveIntegerField(null=True, blank=True)
+    undoes = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        help_text="For an undo: the decision it reverts",
+    )
     individual = models.ForeignKey(
         Individual,
         null=True,

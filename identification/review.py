@@ -42,16 +42,26 @@ def claim_next(user: AnyUser, project_id: int | None = None) -> MatchJob | None:
     if not isinstance(user, User):
         return None  # only signed-in curators hold claims
     now = timezone.now()
+    taken_by_others = Q(review_claim__expires_at__gt=now) & ~Q(review_claim__claimed_by=user)
+    passed_over: list[int] = []
     with transaction.atomic():
-        annotation = (
-            pending(user, project_id)
-            .exclude(Q(review_claim__expires_at__gt=now) & ~Q(review_claim__claimed_by=user))
-            .order_by("-match_jobs__top_probability", "pk")
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
-        if annotation is None:
-            return None
+        while True:
+            annotation = (
+                pending(user, project_id)
+                .exclude(taken_by_others)
+                .exclude(pk__in=passed_over)
+                .order_by("-match_jobs__top_probability", "pk")
+                .select_for_update(skip_locked=True, of=("self",))
+                .first()
+            )
+            if annotation is None:
+                return None
+            # The pick above filtered claims with its own snapshot: a curator who claimed this annotation and
+            # committed just before we locked it is only visible to a new statement. Check again.
+            claim = ReviewClaim.objects.filter(annotation=annotation).first()
+            if claim is None or claim.expires_at <= now or claim.claimed_by_id == user.pk:
+                break
+            passed_over.append(annotation.pk)
         ReviewClaim.objects.update_or_create(
             annotation=annotation,
             defaults={"claimed_by": user, "expires_at": now + dt.timedelta(minutes=CLAIM_MINUTES)},

@@ -143,3 +143,45 @@ def _next_code(annotation: Annotation) -> str:
     while f"{prefix}-{n:04d}" in taken:
         n += 1
     return f"{prefix}-{n:04d}"
+
+
+def undo(*, actor: AnyUser, annotation: Annotation) -> Decision:
+    """Revert the latest decision on `annotation`: its identity goes back to what it was before. Recorded as
+    a decision of its own; the log itself never changes."""
+    require(actor, annotation, Action.CURATE)
+    with transaction.atomic():
+        locked = (
+            Annotation.objects.select_for_update()
+            .select_related("media_asset", "species")
+            .get(pk=annotation.pk)
+        )
+        latest = Decision.objects.filter(annotation=locked).order_by("-decided_at", "-id").first()
+        if latest is None or latest.kind == DecisionKind.UNDO:
+            raise ValidationError(
+                {"decision": ["There is no decision to undo (an undo is undone by deciding again)."]}
+            )
+        if locked.individual_id != latest.individual_id:
+            raise ValidationError({"decision": ["The photo's identity changed since that decision."]})
+        current = locked.individual_id
+        if current != latest.previous_individual_id:
+            previous = (
+                Individual.objects.filter(pk=latest.previous_individual_id).first()
+                if latest.previous_individual_id is not None
+                else None
+            )
+            catalog_services.annotation_update(
+                actor=actor, annotation=locked, changes={"individual": previous}
+            )
+        review.release(locked)
+        return Decision.objects.create(
+            annotation=locked,
+            job=latest.job,
+            kind=DecisionKind.UNDO,
+            undoes=latest,
+            individual_id=locked.individual_id,
+            previous_individual_id=current,
+            shown=latest.shown,
+            model_key=latest.model_key,
+            matcher_key=latest.matcher_key,
+            decided_by=actor if actor.is_authenticated else None,
+        )

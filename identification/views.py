@@ -22,8 +22,6 @@ def match_start(request: HttpRequest, pk: int) -> HttpResponse:
         request.user, catalog_selectors.annotations_for(request.user), Action.CONTRIBUTE, pk=pk
     )
     job = services.match_job_start(actor=request.user, annotation=annotation)
-    if queue := request.POST.get("queue"):
-        return redirect(f"{reverse('review-next')}?project={'' if queue == 'all' else queue}")
     return redirect("match-job", pk=job.pk)
 
 
@@ -46,31 +44,35 @@ def match_job(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def match_decide(request: HttpRequest, pk: int) -> HttpResponse:
-    """The buttons of the job page: plain form posts, so they work without JavaScript."""
+    """The buttons of the job page (and their keyboard shortcuts): plain form posts, so they work without
+    JavaScript. From the review queue, a decision that settles the photo moves on to the next one."""
     job = get_for(request.user, selectors.jobs_for(request.user), Action.CURATE, pk=pk)
     rank = request.POST.get("candidate_rank", "")
+    kind = request.POST.get("kind", "")
     try:
-        decision = services.decide(
-            actor=request.user,
-            job=job,
-            kind=request.POST.get("kind", ""),
-            candidate_rank=int(rank) if rank.isdigit() else None,
-            new_code=request.POST.get("new_code", ""),
-            note=request.POST.get("note", ""),
-        )
+        if kind == "undo":
+            decision = services.undo(actor=request.user, annotation=job.annotation)
+        else:
+            decision = services.decide(
+                actor=request.user,
+                job=job,
+                kind=kind,
+                candidate_rank=int(rank) if rank.isdigit() else None,
+                new_code=request.POST.get("new_code", ""),
+                note=request.POST.get("note", ""),
+            )
     except ValidationError as exc:
         for message in exc.messages:
             messages.error(request, message)
-    else:
-        messages.success(
-            request,
-            f"{decision.get_kind_display()}"
-            + (f": {decision.individual}" if decision.individual_id else "")
-            + ".",
-        )
-    if queue := request.POST.get("queue"):
+        return redirect("match-job", pk=job.pk)
+    messages.success(
+        request,
+        decision.get_kind_display() + (f": {decision.individual}" if decision.individual_id else "") + ".",
+    )
+    queue = request.POST.get("queue", "")
+    if queue and kind not in ("undo", "not_this_one"):
         return redirect(f"{reverse('review-next')}?project={'' if queue == 'all' else queue}")
-    return redirect("match-job", pk=job.pk)
+    return redirect(f"{reverse('match-job', kwargs={'pk': job.pk})}" + (f"?queue={queue}" if queue else ""))
 
 
 @login_required

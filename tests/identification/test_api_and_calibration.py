@@ -9,7 +9,7 @@ from identification import calibration, features, jobs
 from identification.models import MatchJob, SpeciesCalibration
 from ml_service import fusion
 from resight.models import Right, SharingAgreement
-from tests.identification.conftest import Catalogue, add_photo
+from tests.conftest import Catalogue, add_photo
 
 
 def test_start_poll_and_read_a_job_over_rest(catalogue: Catalogue) -> None:

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from identification import jobs, services
 from identification.models import Decision, MatchJob
-from tests.identification.conftest import Catalogue, add_photo
+from tests.conftest import Catalogue, add_photo
 
 
 def done_job(catalogue: Catalogue, individual_index: int, seed: int) -> MatchJob:
@@ -112,3 +112,28 @@ def test_deciding_over_rest_and_in_the_page(catalogue: Catalogue) -> None:
     viewer.force_login(catalogue.world.users["viewer"])
     assert 'value="confirm"' not in viewer.get(f"/match-jobs/{job.pk}/").content.decode()
     assert viewer.post(f"/match-jobs/{job.pk}/decide/", {"kind": "skip"}).status_code == 403
+
+
+def test_undo_restores_the_previous_identity_and_is_logged(catalogue: Catalogue) -> None:
+    job = done_job(catalogue, 2, seed=4700)
+    curator = catalogue.world.users["curator"]
+    confirm = services.decide(actor=curator, job=job, kind="confirm", candidate_rank=1)
+    undone = services.undo(actor=curator, annotation=job.annotation)
+    job.annotation.refresh_from_db()
+    assert job.annotation.individual is None
+    assert (undone.kind, undone.undoes_id, undone.previous_individual_id) == (
+        "undo",
+        confirm.pk,
+        confirm.individual_id,
+    )
+    with pytest.raises(ValidationError, match="no decision to undo"):
+        services.undo(actor=curator, annotation=job.annotation)
+    services.decide(actor=curator, job=job, kind="confirm", candidate_rank=1)  # confirm again
+    job.annotation.refresh_from_db()
+    assert job.annotation.individual == job.candidates.get(rank=1).individual
+    api = APIClient()
+    api.force_authenticate(curator)
+    response = api.post(f"/api/match-jobs/{job.pk}/undo/")
+    assert response.status_code == 201 and response.json()["kind"] == "undo"
+    with pytest.raises(PermissionDenied):
+        services.undo(actor=catalogue.world.users["contributor"], annotation=job.annotation)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from identification import jobs, services
 from identification.models import JobState, MatchCandidate, MatchJob
-from tests.identification.conftest import Catalogue, add_photo
+from tests.conftest import Catalogue, add_photo
 
 
 def start(catalogue: Catalogue, individual_index: int, seed: int) -> MatchJob:

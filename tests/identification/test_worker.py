@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from identification.models import ACTIVE_STATES, JobState, MatchJob
-from tests.identification.conftest import Catalogue, add_photo
+from tests.conftest import Catalogue, add_photo
 
 REPO = Path(__file__).resolve().parents[2]
 
