@@ -71,7 +71,7 @@ class DecisionSerializer(serializers.ModelSerializer[Decision]):
 
 
 class DecideSerializer(serializers.Serializer[Decision]):
-    kind = serializers.ChoiceField(choices=DecisionKind.choices)
+    kind = serializers.ChoiceField(choices=[c for c in DecisionKind.choices if c[0] != DecisionKind.UNDO])
     candidate_rank = serializers.IntegerField(required=False, min_value=1, allow_null=True)
     new_code = serializers.CharField(required=False, allow_blank=True, max_length=60)
     note = serializers.CharField(required=False, allow_blank=True)

@@ -1,4 +1,5 @@
-"""Starting match jobs (on demand and for each new annotation), checked by the permission policy."""
+"""Match jobs (on demand and for each new annotation) and curators' decisions on them, checked by the
+permission policy."""
 
 from __future__ import annotations
 
@@ -71,8 +72,9 @@ def decide(
     individual). The decision keeps the candidates, scores and versions that were on screen."""
     annotation = job.annotation
     require(actor, annotation, Action.CURATE)
-    if kind not in DecisionKind.values:
-        raise ValidationError({"kind": [f"One of: {', '.join(DecisionKind.values)}."]})
+    choices = [k for k in DecisionKind.values if k != DecisionKind.UNDO]  # undo has its own service
+    if kind not in choices:
+        raise ValidationError({"kind": [f"One of: {', '.join(choices)}."]})
     if job.state != JobState.DONE and kind in (DecisionKind.CONFIRM, DecisionKind.NOT_THIS_ONE):
         raise ValidationError({"job": ["The job has no candidates yet."]})
     candidate = None

@@ -79,6 +79,8 @@ def test_rejections_and_skips_only_log(catalogue: Catalogue) -> None:
         services.decide(actor=curator, job=job, kind="confirm", candidate_rank=99)
     with pytest.raises(ValidationError):
         services.decide(actor=curator, job=job, kind="marry")
+    with pytest.raises(ValidationError):
+        services.decide(actor=curator, job=job, kind="undo")  # only through services.undo, which reverts
 
 
 def test_only_curators_decide(catalogue: Catalogue) -> None:
