@@ -83,6 +83,20 @@ def annotation_crop(annotation: Annotation) -> imaging.Crop:
     return imaging.crop(image, annotation.box, mask)
 
 
+class Crops:
+    """Annotation crops decoded at most once within one unit of work (a job, a task): embedding and local
+    features of the same annotation then share one decode of the original. Keep one per job, not per process:
+    it holds every crop it made."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, imaging.Crop] = {}
+
+    def __call__(self, annotation: Annotation) -> imaging.Crop:
+        if annotation.pk not in self._made:
+            self._made[annotation.pk] = annotation_crop(annotation)
+        return self._made[annotation.pk]
+
+
 def _refine_and_store(annotation: Annotation, image: Image.Image) -> np.ndarray:
     refiner = mask_refiner(settings.RESIGHT_MASK_REFINER)
     mask = refiner.refine(image, annotation.box)
@@ -93,7 +107,11 @@ def _refine_and_store(annotation: Annotation, image: Image.Image) -> np.ndarray:
 
 
 def embed(
-    annotations: list[Annotation], space: EmbeddingSpace, *, skip_unreadable: bool = False
+    annotations: list[Annotation],
+    space: EmbeddingSpace,
+    *,
+    skip_unreadable: bool = False,
+    crops: Crops | None = None,
 ) -> dict[int, np.ndarray]:
     """Embed (and store) the annotations that have no vector in `space` yet; return all their vectors.
 
@@ -109,16 +127,17 @@ def embed(
         model = embedding_model(space.model_name)
         if model.key != space.key:
             raise RuntimeError(f"worker has {model.key}, job needs {space.key}")
-        crops = []
+        crop_of = crops or annotation_crop
+        images = []
         for a in list(missing):
             try:
-                crops.append(annotation_crop(a))
+                images.append(crop_of(a))
             except PhotoUnreadable:
                 if not skip_unreadable:
                     raise
                 logger.warning("annotation %s skipped: its photo cannot be decoded", a.pk)
                 missing.remove(a)
-        computed = model.predict(crops)
+        computed = model.predict(images)
         search.store(space, [(a.pk, v, _filter_columns(a)) for a, v in zip(missing, computed, strict=True)])
         vectors.update({a.pk: v for a, v in zip(missing, computed, strict=True)})
     return vectors
@@ -133,13 +152,15 @@ def _filter_columns(annotation: Annotation) -> dict[str, object]:
     }
 
 
-def features(annotation: Annotation, matcher: local_features.LocalMatcher) -> local_features.Features:
+def features(
+    annotation: Annotation, matcher: local_features.LocalMatcher, crops: Crops | None = None
+) -> local_features.Features:
     """Local features of the annotation's crop, extracted once per extractor version and cached in storage."""
     cached = LocalFeatureSet.objects.filter(annotation=annotation, extractor=matcher.key).first()
     if cached is not None:
         with cached.file.open("rb") as f, np.load(io.BytesIO(f.read())) as data:
             return local_features.Features.from_npz(dict(data))
-    extracted = matcher.extract(annotation_crop(annotation))
+    extracted = matcher.extract((crops or annotation_crop)(annotation))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **extracted.to_npz())  # type: ignore[arg-type]
     feature_set = LocalFeatureSet(

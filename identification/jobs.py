@@ -93,7 +93,8 @@ def run(job_id: int) -> None:
 
 def _pipeline(job: MatchJob) -> None:
     query = job.annotation
-    (query_vector,) = features.embed([query], job.space).values()
+    crops = features.Crops()  # the query's original is decoded once for its embedding and its features
+    (query_vector,) = features.embed([query], job.space, crops=crops).values()
     # Every identified catalogue member in scope is embedded once, so the search compares with all of them.
     missing = (
         Annotation.objects.filter(
@@ -112,7 +113,7 @@ def _pipeline(job: MatchJob) -> None:
     tentative: np.ndarray | None = None
     if job.matcher and neighbours:
         matcher = features.local_matcher(job.matcher)
-        mine = features.features(query, matcher)
+        mine = features.features(query, matcher, crops)
         gallery = Annotation.objects.select_related("media_asset").in_bulk(
             [n.annotation_id for n in neighbours]
         )

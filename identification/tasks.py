@@ -34,10 +34,11 @@ def prepare_annotation(annotation_id: int) -> None:
     for feature_set in LocalFeatureSet.objects.filter(annotation=annotation):
         feature_set.file.delete(save=False)
         feature_set.delete()
+    crops = features.Crops()
     try:
-        features.embed([annotation], space)
+        features.embed([annotation], space, crops=crops)
         if settings.RESIGHT_LOCAL_MATCHER:
-            features.features(annotation, features.local_matcher(settings.RESIGHT_LOCAL_MATCHER))
+            features.features(annotation, features.local_matcher(settings.RESIGHT_LOCAL_MATCHER), crops)
     except features.PhotoUnreadable:
         logger.warning("annotation %s: photo unreadable, not embedded", annotation_id)
 

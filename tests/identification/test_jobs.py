@@ -127,3 +127,21 @@ def test_the_query_is_masked_to_the_animal_and_a_new_box_drops_the_old_mask(cata
     )
     annotation.refresh_from_db()
     assert not annotation.mask
+
+
+def test_a_job_decodes_the_query_photo_once(catalogue: Catalogue, monkeypatch) -> None:
+    from identification import features
+
+    decoded: list[int] = []
+    real = features.annotation_crop
+
+    def counting(annotation):  # the real decode, counted
+        decoded.append(annotation.pk)
+        return real(annotation)
+
+    monkeypatch.setattr(features, "annotation_crop", counting)
+    job = start(catalogue, 1, seed=9700)
+    jobs.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.DONE
+    assert decoded.count(job.annotation_id) == 1  # embedding and local features share one decode
