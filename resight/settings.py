@@ -176,12 +176,14 @@ SPECTACULAR_SETTINGS = {
 BROKER_DIR = Path(os.environ.get("RESIGHT_BROKER_DIR", STATE_DIR / "broker"))
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Exchange tables; kombu's default is ./control, i.e. wherever the process happens to run.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is not lost (with brokers that redeliver)
@@ -192,7 +194,6 @@ CELERY_TASK_DEFAULT_QUEUE = "bulk"
 CELERY_TASK_ROUTES = {
     "identification.tasks.run_match_job": {"queue": "interactive"},
     "identification.tasks.*": {"queue": "bulk"},
-    "identification.training.*": {"queue": "training"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # How long a worker owns a job before another may take it over (a worker that died on another host).
