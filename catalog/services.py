@@ -353,13 +353,7 @@ def individual_create(*, actor: AnyUser, project: Project, species: Species, **f
 
 def individual_update(*, actor: AnyUser, individual: Individual, changes: dict[str, Any]) -> Individual:
     require(actor, individual, Action.CURATE)
-    return audit.save(
-        actor=actor,
-        obj=individual,
-        action="individual.update",
-        project_id=individual.project_id,
-        changes=changes,
-    )
+    return audit.save(actor=actor, obj=individual, action="individual.update", changes=changes)
 
 
 def _require_staff(actor: AnyUser) -> None:

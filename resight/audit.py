@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from django.db import models, transaction
 from django.forms.models import model_to_dict
 
-from resight.models import AuditEvent
+from resight.models import AuditEvent, Project
 from resight.permissions import AnyUser
 
 M = TypeVar("M", bound=models.Model)
@@ -39,17 +39,18 @@ def save(
     actor: AnyUser | None,
     obj: M,
     action: str,
-    project_id: int | None = None,
     changes: dict[str, Any] | None = None,
 ) -> M:
     """Apply `changes`, validate (full_clean), save and record what changed, in one transaction. The one
-    write path of the simple create/update services; `changes=None` means `obj` is new."""
+    write path of the simple create/update services; `changes=None` means `obj` is new. The event belongs to
+    the object's project (a project's own events to itself, once it has an id)."""
     before = {} if changes is None else model_to_dict(obj)
     for name, value in (changes or {}).items():
         setattr(obj, name, value)
     obj.full_clean()
     with transaction.atomic():
         obj.save()
+        project_id = obj.pk if isinstance(obj, Project) else getattr(obj, "project_id", None)
         record(
             actor=actor,
             action=action,

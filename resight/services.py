@@ -14,13 +14,10 @@ def project_create(*, actor: AnyUser, organization: Organization, **fields: Any)
     project = audit.save(
         actor=actor, obj=Project(organization=organization, **fields), action="project.create"
     )
-    # The audit row names the project only once it has an id.
-    forget_grants(actor)
+    forget_grants(actor)  # the creator's cached rights predate the new project
     return project
 
 
 def project_update(*, actor: AnyUser, project: Project, changes: dict[str, Any]) -> Project:
     require(actor, project, Action.MANAGE)
-    return audit.save(
-        actor=actor, obj=project, action="project.update", project_id=project.pk, changes=changes
-    )
+    return audit.save(actor=actor, obj=project, action="project.update", changes=changes)
