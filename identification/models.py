@@ -190,8 +190,11 @@ class Decision(models.Model):
     """A curator's decision on an annotation, with exactly what was shown. Append-only (a database trigger
     refuses UPDATE and DELETE): corrections are new decisions."""
 
-    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="decisions")
-    # No cascading updates into an append-only table: references are kept as they were when decided.
+    # No cascades into an append-only table (the trigger would refuse them and block the deletion of what
+    # they point at): references are kept as they were when decided.
+    annotation = models.ForeignKey(
+        Annotation, on_delete=models.DO_NOTHING, db_constraint=False, related_name="decisions"
+    )
     job = models.ForeignKey(
         MatchJob,
         null=True,

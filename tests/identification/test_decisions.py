@@ -139,3 +139,11 @@ def test_undo_restores_the_previous_identity_and_is_logged(catalogue: Catalogue)
     assert response.status_code == 201 and response.json()["kind"] == "undo"
     with pytest.raises(PermissionDenied):
         services.undo(actor=catalogue.world.users["contributor"], annotation=job.annotation)
+
+
+def test_deleting_a_decided_annotation_keeps_the_log(catalogue: Catalogue) -> None:
+    job = done_job(catalogue, 1, seed=4800)
+    decision = services.decide(actor=catalogue.world.users["curator"], job=job, kind="skip")
+    annotation_id = job.annotation_id
+    job.annotation.delete()  # e.g. a contributor's mistaken box, removed by an operator
+    assert Decision.objects.filter(pk=decision.pk, annotation_id=annotation_id).exists()
