@@ -61,13 +61,22 @@ def ensure_index(space: EmbeddingSpace) -> None:
 
 
 def store(space: EmbeddingSpace, rows: list[tuple[int, np.ndarray, dict[str, object]]]) -> None:
-    """Upsert (annotation id, vector, filter columns) rows: re-embedding replaces, never duplicates."""
-    for annotation_id, vector, columns in rows:
-        AnnotationEmbedding.objects.update_or_create(
-            annotation_id=annotation_id,
-            space=space,
-            defaults={"vector": HalfVector(vector.astype(np.float32)), **columns},
-        )
+    """Upsert (annotation id, vector, filter columns) rows in one statement: re-embedding replaces, never
+    duplicates (INSERT ... ON CONFLICT on the (annotation, space) constraint)."""
+    AnnotationEmbedding.objects.bulk_create(
+        [
+            AnnotationEmbedding(
+                annotation_id=annotation_id,
+                space=space,
+                vector=HalfVector(vector.astype(np.float32)),
+                **columns,
+            )
+            for annotation_id, vector, columns in rows
+        ],
+        update_conflicts=True,
+        unique_fields=["annotation", "space"],
+        update_fields=["vector", "project_id", "species_id", "viewpoint", "body_part"],
+    )
 
 
 def nearest(

@@ -115,3 +115,19 @@ def test_the_index_is_used_and_spaces_never_mix(world: World, indexed) -> None:
         )
         plan = "\n".join(r[0] for r in cursor.fetchall())
     assert search.index_name(space) in plan
+
+
+def test_storing_again_replaces_the_vector(world: World) -> None:
+    space = EmbeddingSpace.objects.create(key="upsert@4", model_name="upsert", version="4", dim=4)
+    columns = {
+        "project_id": world.project.pk,
+        "species_id": world.leopard.pk,
+        "viewpoint": "left",
+        "body_part": "flank",
+    }
+    search.store(space, [(world.annotation.pk, np.array([1, 0, 0, 0], np.float32), columns)])
+    search.store(
+        space, [(world.annotation.pk, np.array([0, 1, 0, 0], np.float32), columns | {"viewpoint": "right"})]
+    )
+    (row,) = AnnotationEmbedding.objects.filter(space=space)
+    assert list(row.vector) == [0.0, 1.0, 0.0, 0.0] and row.viewpoint == "right"
