@@ -15,7 +15,7 @@ from catalog import selectors as catalog_selectors
 from identification import selectors, services
 from identification.models import Decision, DecisionKind, MatchCandidate, MatchJob
 from resight.api import PolicyViewSet
-from resight.permissions import Action, get_for, scope
+from resight.permissions import Action, get_for
 
 
 class CandidateSerializer(serializers.ModelSerializer[MatchCandidate]):
@@ -146,7 +146,7 @@ class MatchJobViewSet(PolicyViewSet):
     http_method_names = ["get", "post", "head", "options"]
 
     def visible(self, user: Any) -> models.QuerySet[MatchJob]:
-        return scope(MatchJob.objects.all(), user, Action.VIEW).prefetch_related("candidates__individual")
+        return selectors.jobs_for(user).prefetch_related("candidates__individual", "decisions__decided_by")
 
     @extend_schema(request=DecideSerializer, responses={201: DecisionSerializer})
     @action(detail=True, methods=["post"])
