@@ -1,4 +1,5 @@
-"""Pages: start a match job for an annotation, watch it (htmx polling), read the ranked candidates."""
+"""Pages: start a match job for an annotation, watch it (htmx polling), read the ranked candidates, decide on
+them, and work through the review queue."""
 
 from __future__ import annotations
 
