@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import zoneinfo
 from typing import Any
 
@@ -105,3 +107,43 @@ class AnnotationForm(forms.Form):
     def __init__(self, *args: Any, sighting: Sighting, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["media_asset"].queryset = sighting.media_assets.all()  # type: ignore[attr-defined]
+
+
+class PopulationForm(forms.Form):
+    """Which species and which capture sessions the population page estimates from."""
+
+    species = forms.ModelChoiceField(queryset=Species.objects.none(), empty_label=None)
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Inclusive."
+    )
+    sessions = forms.IntegerField(
+        min_value=2, max_value=52, initial=2, help_text="Equal sessions between start and end."
+    )
+    boundaries = forms.CharField(
+        required=False,
+        help_text="Or your own sessions: dates between them, e.g. 2024-05-01, 2024-06-01, 2024-07-01 "
+        "gives May and June.",
+    )
+
+    def __init__(self, *args: Any, species: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["species"].queryset = species  # type: ignore[attr-defined]
+
+    def clean_boundaries(self) -> list[dt.date]:
+        text = self.cleaned_data.get("boundaries", "")
+        parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
+        try:
+            dates = [dt.date.fromisoformat(p) for p in parts]
+        except ValueError as exc:
+            raise forms.ValidationError(f"Dates as YYYY-MM-DD separated by commas ({exc}).") from exc
+        if dates and (len(dates) < 3 or any(b <= a for a, b in itertools.pairwise(dates))):
+            raise forms.ValidationError("At least three increasing dates (two sessions).")
+        return dates
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start and end and end < start:
+            self.add_error("end", "The end comes before the start.")
+        return data

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+from collections import Counter
 from dataclasses import dataclass
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet
 
-from catalog.models import Annotation, Individual, MediaAsset, Sighting
+from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species
+from resight.models import Project
 from resight.permissions import Action, AnyUser, granted, scope
 
 # 0.1 degree is about 11 km of latitude: enough to hide a den or a nest, still useful for regional maps.
@@ -96,3 +100,102 @@ def individual_filter(queryset: QuerySet[Individual], params: dict[str, str]) ->
         if value := params.get(field, ""):
             queryset = queryset.filter(**{field: value})
     return queryset
+
+
+@dataclass(frozen=True)
+class Session:
+    """A capture session: sightings with start <= observed_at < end."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    @property
+    def label(self) -> str:
+        last_day = (self.end - dt.timedelta(microseconds=1)).date()
+        return f"{self.start.date():%Y-%m-%d} to {last_day:%Y-%m-%d}"
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+def split_sessions(start: dt.date, end: dt.date, count: int) -> list[Session]:
+    """`count` equal sessions covering the days start..end (inclusive), in UTC."""
+    begin = _midnight(start)
+    step = (_midnight(end + dt.timedelta(days=1)) - begin) / count
+    return [Session(begin + i * step, begin + (i + 1) * step) for i in range(count)]
+
+
+def sessions_between(boundaries: list[dt.date]) -> list[Session]:
+    """The sessions between consecutive dates of `boundaries`."""
+    return [Session(_midnight(a), _midnight(b)) for a, b in itertools.pairwise(boundaries)]
+
+
+def observed_days(user: AnyUser, project: Project, species: Species) -> tuple[dt.date, dt.date] | None:
+    """The first and last day the species was identified in the project."""
+    span = identified(user, project, species).aggregate(
+        first=Min("sighting__observed_at"), last=Max("sighting__observed_at")
+    )
+    if span["first"] is None:
+        return None
+    return span["first"].astimezone(dt.UTC).date(), span["last"].astimezone(dt.UTC).date()
+
+
+def identified(user: AnyUser, project: Project, species: Species) -> QuerySet[Annotation]:
+    """The curated identifications of one species in one project that `user` may see."""
+    return annotations_for(user).filter(
+        media_asset__project=project, species=species, individual__isnull=False
+    )
+
+
+def capture_histories(
+    user: AnyUser, project: Project, species: Species, sessions: list[Session]
+) -> list[tuple[Individual, list[int]]]:
+    """For each individual seen in any session: 1 where it was identified in that session, else 0."""
+    encounters = identified(user, project, species).values_list("individual_id", "sighting__observed_at")
+    caught: dict[int, set[int]] = {}
+    for individual_id, observed_at in encounters:
+        for index, session in enumerate(sessions):
+            if session.start <= observed_at < session.end:
+                caught.setdefault(individual_id, set()).add(index)
+    individuals = Individual.objects.in_bulk(list(caught))
+    return [
+        (individuals[pk], [int(i in caught[pk]) for i in range(len(sessions))])
+        for pk in sorted(caught, key=lambda pk: individuals[pk].code)
+    ]
+
+
+def discovery_curve(user: AnyUser, project: Project, species: Species) -> list[tuple[int, int]]:
+    """(sightings so far, distinct individuals so far) after each sighting of the species, in time order:
+    a curve that levels off says most of the population has been catalogued."""
+    sightings = (
+        scope(Sighting.objects.filter(project=project, annotations__species=species), user, Action.VIEW)
+        .distinct()
+        .order_by("observed_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    order = {pk: n for n, pk in enumerate(sightings)}
+    first: dict[int, int] = {}
+    for individual_id, sighting_id in identified(user, project, species).values_list(
+        "individual_id", "sighting_id"
+    ):
+        position = order.get(sighting_id)
+        if position is not None and position < first.get(individual_id, len(order)):
+            first[individual_id] = position
+    new_at = Counter(first.values())
+    curve, total = [], 0
+    for position in range(len(order)):
+        total += new_at[position]
+        curve.append((position + 1, total))
+    return curve
+
+
+def sightings_per_individual(user: AnyUser, project: Project, species: Species) -> list[int]:
+    """How many distinct sightings each identified individual of the species has."""
+    counts = (
+        identified(user, project, species)
+        .values("individual_id")
+        .annotate(n=Count("sighting", distinct=True))
+        .values_list("n", flat=True)
+    )
+    return sorted(counts)

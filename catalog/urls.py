@@ -5,6 +5,8 @@ from catalog import views
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("projects/<int:pk>/", views.project_detail, name="project-detail"),
+    path("projects/<int:pk>/population/", views.population, name="population"),
+    path("projects/<int:pk>/population/mark.inp", views.population_mark, name="population-mark"),
     path("species/", views.species_list, name="species-list"),
     path("individuals/", views.individual_list, name="individual-list"),
     path("individuals/<int:pk>/", views.individual_detail, name="individual-detail"),

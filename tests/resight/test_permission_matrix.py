@@ -36,8 +36,8 @@ USERS = [
 # What each user may do on the world's project, by hand.
 # "curate" for share_curate_leopard holds for leopards only.
 ALLOWED: dict[str, set[str]] = {
-    "admin": {"view", "contribute", "curate", "manage"},
-    "curator": {"view", "contribute", "curate"},
+    "admin": {"view", "contribute", "curate", "export", "manage"},
+    "curator": {"view", "contribute", "curate", "export"},
     "contributor": {"view", "contribute"},
     "viewer": {"view"},
     "outsider": set(),
@@ -93,6 +93,14 @@ SURFACES = [
         },
     ),
     Surface("page project", "get", lambda w: f"/projects/{w.project.pk}/", "view", False),
+    Surface("page population", "get", lambda w: f"/projects/{w.project.pk}/population/", "view", False),
+    Surface(
+        "page population MARK export",
+        "get",
+        lambda w: f"/projects/{w.project.pk}/population/mark.inp?species={w.leopard.pk}",
+        "export",
+        False,
+    ),
     Surface("page sighting", "get", lambda w: f"/sightings/{w.sighting.pk}/", "view", False),
     Surface(
         "page zebra sighting",
