@@ -73,6 +73,14 @@ class Individual(models.Model):
     status = models.CharField(
         max_length=10, choices=IndividualStatus.choices, default=IndividualStatus.ACTIVE
     )
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="merged_from",
+        help_text="Set while this individual is merged into another (identification.merging)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -39,7 +39,7 @@ def sightings_for(user: AnyUser, action: Action = Action.VIEW) -> QuerySet[Sight
 def individuals_for(user: AnyUser, action: Action = Action.VIEW) -> QuerySet[Individual]:
     return (
         scope(Individual.objects.all(), user, action)
-        .select_related("project", "species")
+        .select_related("project", "species", "merged_into")
         .annotate(
             annotation_count=Count("annotations", distinct=True),
             sighting_count=Count("annotations__sighting", distinct=True),

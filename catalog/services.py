@@ -22,7 +22,15 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 
 from catalog import images, signals
-from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species, Viewpoint
+from catalog.models import (
+    Annotation,
+    Individual,
+    IndividualStatus,
+    MediaAsset,
+    Sighting,
+    Species,
+    Viewpoint,
+)
 from resight import audit
 from resight.models import Project
 from resight.permissions import Action, AnyUser, require, require_project
@@ -279,6 +287,15 @@ def _annotation_save(actor: AnyUser, annotation: Annotation) -> Annotation:
         if before.get("individual") != individual.pk:
             # Saying who an animal is, is a curator's decision (on the individual's project).
             require(actor, individual, Action.CURATE)
+            # Lock the individual's row: a merge holding it finishes first, and a merged individual takes
+            # no new photos (they would be stranded on it).
+            status = (
+                Individual.objects.select_for_update().values_list("status", flat=True).get(pk=individual.pk)
+            )
+            if status == IndividualStatus.MERGED:
+                raise ValidationError(
+                    {"individual": [f"{individual.code} was merged into another individual."]}
+                )
     if creating:
         annotation.created_by = actor if actor.is_authenticated else None
     annotation.save()

@@ -142,6 +142,7 @@ def individual_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "gallery": gallery,
             "timeline": timeline,
             "encounter_svg": plots.encounter_history([s.observed_at for s, _ in timeline]),
+            "can_curate": granted(user, individual.project_id, Action.CURATE, {individual.species_id}),
             "map": _map_points(user, timeline),
         },
     )

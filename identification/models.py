@@ -256,3 +256,44 @@ class ReviewClaim(models.Model):
 
     def __str__(self) -> str:
         return f"annotation {self.annotation_id} claimed by {self.claimed_by_id}"
+
+
+class IdentityChangeKind(models.TextChoices):
+    MERGE = "merge", "Merge"
+    SPLIT = "split", "Split"
+    UNDO = "undo", "Undo"
+
+
+class IdentityChange(models.Model):
+    """A merge or split of individuals (or the undo of one), with exactly which annotations moved.
+    Append-only (database trigger): an undo is a new row pointing at what it reverts."""
+
+    kind = models.CharField(max_length=10, choices=IdentityChangeKind.choices)
+    # Merge: `individual` went into `other`. Split: `annotation_ids` left `individual` for the new `other`.
+    individual = models.ForeignKey(
+        Individual, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    other = models.ForeignKey(Individual, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    annotation_ids = models.JSONField(default=list, help_text="The annotations that moved")
+    previous_status = models.CharField(max_length=10, blank=True, help_text="Merge: the source's status")
+    undoes = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    preview = models.JSONField(default=dict, blank=True, help_text="The consequences shown before it")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    policy_project_path = "individual__project"
+    policy_species_path = "individual__species"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.individual_id} and {self.other_id}"

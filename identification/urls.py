@@ -7,4 +7,8 @@ urlpatterns = [
     path("match-jobs/<int:pk>/", views.match_job, name="match-job"),
     path("match-jobs/<int:pk>/decide/", views.match_decide, name="match-decide"),
     path("review/", views.review_next, name="review-next"),
+    path("individuals/<int:pk>/merge/", views.individual_merge, name="individual-merge"),
+    path("individuals/<int:pk>/split/", views.individual_split, name="individual-split"),
+    path("individuals/<int:pk>/identity-changes/", views.identity_changes, name="identity-changes"),
+    path("identity-changes/<int:pk>/undo/", views.identity_change_undo, name="identity-change-undo"),
 ]

@@ -1,19 +1,22 @@
 """Pages: start a match job for an annotation, watch it (htmx polling), read the ranked candidates, decide on
-them, and work through the review queue."""
+them, work through the review queue, and merge or split individuals (with a preview, and undo)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import selectors as catalog_selectors
+from catalog.models import Individual, IndividualStatus
 from identification import review, selectors, services
-from resight.permissions import Action, can, get_for
+from identification.models import IdentityChange
+from resight.permissions import Action, AnyUser, can, get_for
 
 
 @login_required
@@ -85,3 +88,103 @@ def review_next(request: HttpRequest) -> HttpResponse:
     if job is None:
         return render(request, "identification/review_empty.html", {"project": project})
     return redirect(f"{reverse('match-job', kwargs={'pk': job.pk})}?queue={project or 'all'}")
+
+
+def _merge_targets(user: AnyUser, individual: Individual) -> QuerySet[Individual]:
+    return (
+        catalog_selectors.individuals_for(user, Action.CURATE)
+        .filter(species=individual.species)
+        .exclude(status=IndividualStatus.MERGED)
+        .exclude(pk=individual.pk)
+        .order_by("project__name", "code")
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def individual_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: choose the individual to merge into and see what would happen. POST: merge."""
+    user = request.user
+    source = get_for(user, catalog_selectors.individuals_for(user), Action.CURATE, pk=pk)
+    targets = _merge_targets(user, source)
+    raw = request.POST.get("target") or request.GET.get("target", "")
+    target = targets.filter(pk=int(raw)).first() if raw.isdigit() else None
+    preview, error = None, ""
+    if target is not None:
+        try:
+            preview = selectors.merge_preview(source, target)
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+    if request.method == "POST" and target is not None and preview is not None:
+        try:
+            change = services.individual_merge(actor=user, source=source, target=target)
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            messages.success(request, f"{source.code} merged into {target.code}.")
+            return redirect(f"{reverse('individual-detail', args=[target.pk])}?changed={change.pk}")
+    context = {"individual": source, "targets": targets, "target": target, "preview": preview, "error": error}
+    return render(request, "identification/merge.html", context, status=400 if error else 200)
+
+
+@login_required
+@require_POST
+def individual_split(request: HttpRequest, pk: int) -> HttpResponse:
+    """From the individual page's selected photos: first a preview, then (confirm=1) the split."""
+    user = request.user
+    individual = get_for(user, catalog_selectors.individuals_for(user), Action.CURATE, pk=pk)
+    ids = sorted({int(v) for v in request.POST.getlist("annotations") if v.isdigit()})
+    new_code = request.POST.get("new_code", "")
+    preview, error = None, ""
+    try:
+        preview = selectors.split_preview(individual, ids)
+        if request.POST.get("confirm") == "1":
+            change = services.individual_split(
+                actor=user, individual=individual, annotation_ids=ids, new_code=new_code
+            )
+            messages.success(
+                request, f"{len(ids)} photo{'s' if len(ids) > 1 else ''} split off into {change.other.code}."
+            )
+            return redirect(f"{reverse('individual-detail', args=[change.other_id])}?changed={change.pk}")
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    annotations = catalog_selectors.annotations_for(user).filter(pk__in=ids, individual=individual)
+    context = {
+        "individual": individual,
+        "annotations": annotations,
+        "preview": preview,
+        "error": error,
+        "new_code": new_code,
+    }
+    return render(request, "identification/split.html", context, status=400 if error else 200)
+
+
+@login_required
+@require_POST
+def identity_change_undo(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    change = get_for(user, IdentityChange.objects.select_related("individual", "other"), Action.CURATE, pk=pk)
+    try:
+        services.identity_change_undo(actor=user, change=change)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(
+            request,
+            f"{change.get_kind_display()} of {change.individual.code} and {change.other.code} undone.",
+        )
+    return redirect("individual-detail", pk=change.individual_id)
+
+
+@login_required
+@require_GET
+def identity_changes(request: HttpRequest, pk: int) -> HttpResponse:
+    """The individual page's merge and split history (loaded into it by htmx)."""
+    user = request.user
+    individual = get_for(user, catalog_selectors.individuals_for(user), pk=pk)
+    context = {
+        "changes": selectors.identity_changes_of(individual)[:20],
+        "can_curate": can(user, individual, Action.CURATE),
+    }
+    return render(request, "identification/_identity_changes.html", context)

@@ -93,6 +93,28 @@ SURFACES = [
         },
     ),
     Surface("page project", "get", lambda w: f"/projects/{w.project.pk}/", "view", False),
+    Surface(
+        "page merge preview",
+        "get",
+        lambda w: f"/individuals/{w.leopard_individual.pk}/merge/",
+        "curate",
+        False,
+    ),
+    Surface(
+        "page zebra merge preview",
+        "get",
+        lambda w: f"/individuals/{w.zebra_individual.pk}/merge/",
+        "curate",
+        False,
+        zebra=True,
+    ),
+    Surface(
+        "page identity changes",
+        "get",
+        lambda w: f"/individuals/{w.leopard_individual.pk}/identity-changes/",
+        "view",
+        False,
+    ),
     Surface("page population", "get", lambda w: f"/projects/{w.project.pk}/population/", "view", False),
     Surface(
         "page population MARK export",
