@@ -290,7 +290,10 @@ def _annotation_save(actor: AnyUser, annotation: Annotation) -> Annotation:
             # Lock the individual's row: a merge holding it finishes first, and a merged individual takes
             # no new photos (they would be stranded on it).
             status = (
-                Individual.objects.select_for_update().values_list("status", flat=True).get(pk=individual.pk)
+                Individual.objects.select_for_update(of=("self",))
+                .order_by()
+                .values_list("status", flat=True)
+                .get(pk=individual.pk)
             )
             if status == IndividualStatus.MERGED:
                 raise ValidationError(

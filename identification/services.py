@@ -93,9 +93,13 @@ def decide(
         if candidate is None:
             raise ValidationError({"candidate_rank": ["Choose one of the job's candidates."]})
     with transaction.atomic():
+        if candidate is not None:
+            # Individual before annotation, the order merges lock in, so a decision and a merge never
+            # deadlock; a merged candidate is then refused when the annotation is assigned.
+            _locked(candidate.individual)
         # One decision at a time per annotation: two curators never both apply theirs unseen.
         locked = (
-            Annotation.objects.select_for_update()
+            Annotation.objects.select_for_update(of=("self",))
             .select_related("media_asset", "species")
             .get(pk=annotation.pk)
         )
@@ -163,7 +167,7 @@ def undo(*, actor: AnyUser, annotation: Annotation) -> Decision:
     require(actor, annotation, Action.CURATE)
     with transaction.atomic():
         locked = (
-            Annotation.objects.select_for_update()
+            Annotation.objects.select_for_update(of=("self",))
             .select_related("media_asset", "species")
             .get(pk=annotation.pk)
         )
@@ -209,7 +213,7 @@ def _locked(*individuals: Individual) -> list[Individual]:
     pks = [i.pk for i in individuals]
     rows = {
         i.pk: i
-        for i in Individual.objects.select_for_update()
+        for i in Individual.objects.select_for_update(of=("self",))
         .select_related("project", "species")
         .filter(pk__in=pks)
         .order_by("pk")
