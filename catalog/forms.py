@@ -8,9 +8,10 @@ import zoneinfo
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
-from catalog.models import MediaAsset, Sighting, Species, Viewpoint
+from catalog.models import MediaAsset, Sighting, Species, UploadBatch, Viewpoint
 from resight.permissions import Action, AnyUser, projects_for
 
 
@@ -74,22 +75,80 @@ class SightingForm(forms.ModelForm):
         self.fields["project"].queryset = projects_for(user, Action.CONTRIBUTE)  # type: ignore[attr-defined]
 
     def clean_time_zone(self) -> str:
-        name: str = self.cleaned_data["time_zone"].strip()
-        try:
-            zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise forms.ValidationError(f"Unknown time zone “{name}”.") from exc
-        return name
+        return _time_zone(self.cleaned_data["time_zone"])
 
     def clean(self) -> dict[str, Any]:
-        cleaned: dict[str, Any] = super().clean() or {}
-        observed_at, tz_name = cleaned.get("observed_at"), cleaned.get("time_zone")
-        if observed_at is not None and tz_name:
-            # The browser sends wall-clock time; it belongs to the zone the user named, not the server's.
-            cleaned["observed_at"] = observed_at.replace(tzinfo=None).replace(
-                tzinfo=zoneinfo.ZoneInfo(tz_name)
-            )
-        return cleaned
+        return _in_zone(super().clean() or {}, "observed_at")
+
+
+def _time_zone(value: str) -> str:
+    name = value.strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise forms.ValidationError(f"Unknown time zone “{name}”.") from exc
+    return name
+
+
+def _in_zone(cleaned: dict[str, Any], field: str) -> dict[str, Any]:
+    """The browser sends wall-clock time; it belongs to the zone the user named, not the server's."""
+    value, tz_name = cleaned.get(field), cleaned.get("time_zone")
+    if value is not None and tz_name:
+        cleaned[field] = value.replace(tzinfo=None).replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
+    return cleaned
+
+
+class UploadBatchForm(forms.ModelForm):
+    """A bulk upload: defaults for its photos, and optionally a CSV of metadata and a zip of photos (photos
+    can also be added one by one on the upload's page)."""
+
+    csv_file = forms.FileField(
+        label="Metadata CSV",
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+        help_text="One row per photo: file, time, latitude, longitude, location_name, species, individual, "
+        "viewpoint, body_part (and optionally sighting, x, y, width, height).",
+    )
+    zip_file = forms.FileField(
+        label="Zip of photos",
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
+        help_text="May hold the CSV too (any .csv inside). Or add photos on the next page.",
+    )
+    default_time = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}),
+        help_text="For photos with neither a time in the CSV nor in their EXIF.",
+    )
+
+    class Meta:
+        model = UploadBatch
+        fields = [
+            "project",
+            "species",
+            "viewpoint",
+            "body_part",
+            "default_time",
+            "time_zone",
+            "folders_name_individuals",
+        ]
+
+    def __init__(self, *args: Any, user: AnyUser, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects_for(user, Action.CONTRIBUTE)  # type: ignore[attr-defined]
+        self.fields["species"].help_text = "For rows (or photos) that name none."
+
+    def clean_time_zone(self) -> str:
+        return _time_zone(self.cleaned_data["time_zone"])
+
+    def clean_zip_file(self) -> Any:
+        upload = self.cleaned_data.get("zip_file")
+        if upload is not None and upload.size > settings.RESIGHT_MAX_ZIP_BYTES:
+            raise forms.ValidationError("The zip is larger than the upload limit.")
+        return upload
+
+    def clean(self) -> dict[str, Any]:
+        return _in_zone(super().clean() or {}, "default_time")
 
 
 class AnnotationForm(forms.Form):

@@ -249,3 +249,100 @@ class Annotation(models.Model):
             "width": 100 * self.width / w,
             "height": 100 * self.height / h,
         }
+
+
+class BatchState(models.TextChoices):
+    RECEIVING = "receiving", "Receiving files"
+    VALIDATING = "validating", "Checking (dry run)"
+    INVALID = "invalid", "Needs fixing"
+    VALID = "valid", "Ready to import"
+    IMPORTING = "importing", "Importing"
+    MATCHING = "matching", "Starting matches"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+BATCH_WORKING_STATES = (BatchState.VALIDATING, BatchState.IMPORTING, BatchState.MATCHING)
+
+
+def _staging_path(item: UploadItem, filename: str) -> str:
+    return f"uploads/{item.batch_id}/{filename}"
+
+
+def _batch_file_path(batch: UploadBatch, filename: str) -> str:
+    return f"uploads/{batch.pk or 'new'}/{filename}"
+
+
+class UploadBatch(models.Model):
+    """Many photos (sent one by one, or in a zip) with an optional CSV of metadata: stored as they arrive,
+    checked in full (dry run) before anything enters the catalogue, then imported by a worker, resumably.
+    Matching starts once every photo of the batch has its annotation (catalog.bulk)."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="upload_batches")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=12, choices=BatchState.choices, default=BatchState.RECEIVING)
+    # Defaults for photos the CSV says nothing about (or every photo, without a CSV).
+    species = models.ForeignKey(Species, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    viewpoint = models.CharField(max_length=10, choices=Viewpoint.choices, default=Viewpoint.UNKNOWN)
+    body_part = models.CharField(max_length=60, blank=True)
+    default_time = models.DateTimeField(null=True, blank=True, help_text="For photos with no time at all")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    folders_name_individuals = models.BooleanField(
+        default=False,
+        help_text="Photos in images/<individual>/… belong to that individual (catalogue import)",
+    )
+    csv = models.FileField(upload_to=_batch_file_path, null=True, blank=True, max_length=300)
+    source_zip = models.FileField(upload_to=_batch_file_path, null=True, blank=True, max_length=300)
+    total = models.PositiveIntegerField(default=0)
+    checked = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True, help_text="[{row, file, message}] of the dry run")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    policy_project_path = "project"
+    policy_species_path = None
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Upload {self.pk} ({self.get_state_display()})"
+
+    @property
+    def is_working(self) -> bool:
+        return self.state in BATCH_WORKING_STATES
+
+
+class ItemState(models.TextChoices):
+    RECEIVED = "received", "Received"
+    IMPORTED = "imported", "Imported"
+
+
+class UploadItem(models.Model):
+    """One photo of a batch: its staged bytes until imported, the checked plan for it, and what it became."""
+
+    batch = models.ForeignKey(UploadBatch, on_delete=models.CASCADE, related_name="items")
+    name = models.CharField(max_length=500, help_text="Path in the zip or folder, or the file name")
+    file = models.FileField(upload_to=_staging_path, max_length=300, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=ItemState.choices, default=ItemState.RECEIVED)
+    plan = models.JSONField(default=dict, blank=True, help_text="The checked metadata to import it with")
+    error = models.TextField(blank=True, help_text="What the last dry run found wrong")
+    rejected = models.TextField(blank=True, help_text="Why the file could not be staged at all")
+    sighting = models.ForeignKey(Sighting, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    annotation = models.ForeignKey(
+        Annotation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    policy_project_path = "batch__project"
+    policy_species_path = None
+
+    class Meta:
+        ordering = ["batch", "name"]
+        constraints = [models.UniqueConstraint(fields=["batch", "name"], name="one_item_per_name_in_batch")]
+
+    def __str__(self) -> str:
+        return self.name

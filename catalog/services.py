@@ -205,7 +205,7 @@ def sighting_create(
         )
     )
     if species is not None:
-        _check_annotation_vocabulary(species, viewpoint, body_part)
+        check_annotation_vocabulary(species, viewpoint, body_part)
     with transaction.atomic(), _files_removed_on_failure() as stored:
         sighting.save()
         audit.record(
@@ -254,7 +254,7 @@ def sighting_update(*, actor: AnyUser, sighting: Sighting, changes: dict[str, An
     return sighting
 
 
-def _check_annotation_vocabulary(species: Species, viewpoint: str, body_part: str) -> None:
+def check_annotation_vocabulary(species: Species, viewpoint: str, body_part: str) -> None:
     if species.viewpoints and viewpoint not in (*species.viewpoints, Viewpoint.UNKNOWN):
         raise ValidationError(
             {"viewpoint": [f"{species.common_name} takes the viewpoints {', '.join(species.viewpoints)}."]}
@@ -265,13 +265,13 @@ def _check_annotation_vocabulary(species: Species, viewpoint: str, body_part: st
         )
 
 
-def _annotation_save(actor: AnyUser, annotation: Annotation) -> Annotation:
+def _annotation_save(actor: AnyUser, annotation: Annotation, *, match_now: bool = True) -> Annotation:
     asset = annotation.media_asset
     if annotation.x + annotation.width > asset.width or annotation.y + annotation.height > asset.height:
         raise ValidationError({"box": [f"The box must lie inside the {asset.width}x{asset.height} photo."]})
     if annotation.width <= 0 or annotation.height <= 0:
         raise ValidationError({"box": ["The box must have a positive width and height."]})
-    _check_annotation_vocabulary(annotation.species, annotation.viewpoint, annotation.body_part)
+    check_annotation_vocabulary(annotation.species, annotation.viewpoint, annotation.body_part)
     creating = annotation.pk is None
     before = {} if creating else model_to_dict(Annotation.objects.get(pk=annotation.pk))
     if (
@@ -307,7 +307,12 @@ def _annotation_save(actor: AnyUser, annotation: Annotation) -> Annotation:
     changed = creating or any(before.get(f) != after.get(f) for f in geometry)
     transaction.on_commit(
         lambda: signals.annotation_saved.send(
-            sender=Annotation, annotation=annotation, created=creating, actor=actor, geometry_changed=changed
+            sender=Annotation,
+            annotation=annotation,
+            created=creating,
+            actor=actor,
+            geometry_changed=changed,
+            match_now=match_now,
         )
     )
     audit.record(
@@ -330,7 +335,10 @@ def annotation_create(
     body_part: str = "",
     quality: int | None = None,
     individual: Individual | None = None,
+    match_now: bool = True,
 ) -> Annotation:
+    """One animal in a photo. A new unidentified annotation is matched at once unless `match_now` is False
+    (bulk uploads match their whole batch when it is in)."""
     require_project(actor, media_asset.project, Action.CONTRIBUTE, species.pk)
     if media_asset.sighting_id is None:
         raise ValidationError({"media_asset": ["Attach the photo to a sighting before annotating it."]})
@@ -349,7 +357,7 @@ def annotation_create(
         individual=individual,
     )
     with transaction.atomic():
-        return _annotation_save(actor, annotation)
+        return _annotation_save(actor, annotation, match_now=match_now)
 
 
 def annotation_update(*, actor: AnyUser, annotation: Annotation, changes: dict[str, Any]) -> Annotation:

@@ -3,5 +3,9 @@ catalog, not the other way round) can prepare embeddings and start matching."""
 
 from django.dispatch import Signal
 
-# kwargs: annotation, created (bool), actor, geometry_changed (box, species, viewpoint or body part changed)
+# kwargs: annotation, created (bool), actor, geometry_changed (box, species, viewpoint or body part changed),
+# match_now (False: a bulk upload matches the annotation with its whole batch)
 annotation_saved = Signal()
+
+# Sent by catalog.bulk once every photo of an upload batch has its annotation. kwargs: batch, annotation_ids
+batch_imported = Signal()

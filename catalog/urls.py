@@ -1,6 +1,6 @@
 from django.urls import path
 
-from catalog import views
+from catalog import upload_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -13,6 +13,12 @@ urlpatterns = [
     path("sightings/new/", views.sighting_create, name="sighting-create"),
     path("sightings/<int:pk>/", views.sighting_detail, name="sighting-detail"),
     path("sightings/<int:pk>/annotations/", views.annotation_create, name="annotation-create"),
+    path("uploads/", upload_views.upload_list, name="upload-list"),
+    path("uploads/<int:pk>/", upload_views.upload_detail, name="upload-detail"),
+    path("uploads/<int:pk>/photos/", upload_views.upload_photos, name="upload-photos"),
+    path("uploads/<int:pk>/csv/", upload_views.upload_csv, name="upload-csv"),
+    path("uploads/<int:pk>/check/", upload_views.upload_step, {"step": "check"}, name="upload-check"),
+    path("uploads/<int:pk>/import/", upload_views.upload_step, {"step": "import"}, name="upload-import"),
     path("media/<int:pk>/<str:variant>/", views.media_file, name="media-file"),
     path("annotations/<int:pk>/crop/", views.annotation_crop, name="annotation-crop"),
 ]

@@ -5,7 +5,8 @@ class IdentificationConfig(AppConfig):
     name = "identification"
 
     def ready(self) -> None:
-        from catalog.signals import annotation_saved
-        from identification.services import on_annotation_saved
+        from catalog.signals import annotation_saved, batch_imported
+        from identification.services import on_annotation_saved, on_batch_imported
 
         annotation_saved.connect(on_annotation_saved, dispatch_uid="identification.on_annotation_saved")
+        batch_imported.connect(on_batch_imported, dispatch_uid="identification.on_batch_imported")

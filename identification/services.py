@@ -11,7 +11,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import services as catalog_services
-from catalog.models import Annotation, IdentificationMethod, Individual, IndividualStatus, Species
+from catalog.models import (
+    Annotation,
+    IdentificationMethod,
+    Individual,
+    IndividualStatus,
+    Species,
+    UploadBatch,
+)
 from identification import features, review, selectors
 from identification.models import (
     Decision,
@@ -55,18 +62,42 @@ def _enqueue(job_id: int) -> None:
 
 
 def on_annotation_saved(
-    *, annotation: Annotation, created: bool, actor: AnyUser, geometry_changed: bool, **kwargs: object
+    *,
+    annotation: Annotation,
+    created: bool,
+    actor: AnyUser,
+    geometry_changed: bool,
+    match_now: bool = True,
+    **kwargs: object,
 ) -> None:
-    """New annotations of unknown animals are matched at once; changed geometry is re-embedded."""
+    """New annotations of unknown animals are matched at once (bulk uploads: once their batch is in, see
+    on_batch_imported); changed geometry is re-embedded."""
     from identification.tasks import prepare_annotation, refit_calibration
 
-    if annotation.individual_id is None and created and actor is not None and actor.is_authenticated:
+    if (
+        annotation.individual_id is None
+        and created
+        and match_now
+        and actor is not None
+        and actor.is_authenticated
+    ):
         with transaction.atomic():
             match_job_start(actor=actor, annotation=annotation)
     elif geometry_changed:
         prepare_annotation.delay(annotation.pk)
     if annotation.individual_id is not None:
         refit_calibration.delay(annotation.species_id)  # a no-op until the curated set grew enough
+
+
+def on_batch_imported(*, batch: UploadBatch, annotation_ids: list[int], **kwargs: object) -> None:
+    """Match every unidentified annotation of an upload batch, now that all its siblings are in the
+    catalogue. Idempotent: annotations that already have a job are left alone."""
+    pending = Annotation.objects.filter(
+        pk__in=annotation_ids, individual__isnull=True, match_jobs__isnull=True
+    )
+    with transaction.atomic():
+        for annotation in pending.select_related("species", "media_asset"):
+            match_job_start(actor=batch.created_by, annotation=annotation)
 
 
 def decide(

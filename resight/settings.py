@@ -194,7 +194,10 @@ CELERY_TASK_DEFAULT_QUEUE = "bulk"
 CELERY_TASK_ROUTES = {
     "identification.tasks.run_match_job": {"queue": "interactive"},
     "identification.tasks.*": {"queue": "bulk"},
+    "catalog.tasks.*": {"queue": "bulk"},
 }
+# A zip of photos sent in one request (bulk upload); each photo inside is held to RESIGHT_MAX_UPLOAD_BYTES.
+RESIGHT_MAX_ZIP_BYTES = int(os.environ.get("RESIGHT_MAX_ZIP_BYTES", 4 * 1024**3))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # How long a worker owns a job before another may take it over (a worker that died on another host).
 RESIGHT_JOB_LEASE_SECONDS = int(os.environ.get("RESIGHT_JOB_LEASE_SECONDS", 300))

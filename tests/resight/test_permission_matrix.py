@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from catalog.models import Individual, Sighting
+from catalog.models import Individual, Sighting, UploadBatch
 from tests.conftest import PASSWORD, World, photo_bytes
 
 USERS = [
@@ -70,6 +70,12 @@ def _new_photo(w: World) -> dict[str, Any]:
     return {"project": w.project.pk, "sighting": w.sighting.pk, "file": f}
 
 
+def _batch_url(w: World) -> str:
+    if "batch" not in w.extra:
+        w.extra["batch"] = UploadBatch.objects.create(project=w.project, created_by=w.users["contributor"])
+    return f"/uploads/{w.extra['batch'].pk}/"  # type: ignore[attr-defined]
+
+
 SURFACES = [
     # HTML pages (lists show only what may be seen: see test_lists_show_exactly_what_may_be_seen)
     Surface("page dashboard", "get", lambda w: "/", "any", False),
@@ -115,6 +121,8 @@ SURFACES = [
         "view",
         False,
     ),
+    Surface("page uploads", "get", lambda w: "/uploads/", "any", False),
+    Surface("page upload batch", "get", _batch_url, "contribute", False),
     Surface("page population", "get", lambda w: f"/projects/{w.project.pk}/population/", "view", False),
     Surface(
         "page population MARK export",

@@ -1,0 +1,36 @@
+"""Celery tasks of bulk uploads (queue `bulk`): thin and id-based; catalog.bulk does the work and makes
+each task safe to run twice, so a redelivered or re-enqueued task resumes where a killed worker stopped."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.signals import worker_ready
+
+from catalog import bulk
+from catalog.models import BatchState, UploadBatch
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True)
+def check_batch(batch_id: int) -> None:
+    bulk.run_check(batch_id)
+
+
+@shared_task(acks_late=True)
+def import_batch(batch_id: int) -> None:
+    bulk.run_import(batch_id)
+
+
+@worker_ready.connect
+def _resume_batches(**kwargs: object) -> None:
+    # A worker killed mid-batch leaves it checking or importing; running the task again is harmless (items
+    # are locked one by one and skipped once done), so every unfinished batch is simply enqueued again.
+    for batch_id, state in UploadBatch.objects.filter(
+        state__in=(BatchState.VALIDATING, BatchState.IMPORTING, BatchState.MATCHING)
+    ).values_list("pk", "state"):
+        task = check_batch if state == BatchState.VALIDATING else import_batch
+        task.delay(batch_id)
+        logger.info("resumed upload batch %s (%s)", batch_id, state)

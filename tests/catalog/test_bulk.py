@@ -1,0 +1,268 @@
+"""Bulk upload: the dry run lists every bad row and photo and writes nothing; a corrected CSV passes; the
+import is resumable and matches the batch only once every photo has its annotation."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import Client
+
+from catalog import bulk
+from catalog.models import Annotation, BatchState, Individual, ItemState, MediaAsset, Sighting, UploadBatch
+from identification.models import MatchJob
+from tests.conftest import World, photo_bytes
+
+GOOD_CSV = """file,time,latitude,longitude,location_name,species,individual,viewpoint,body_part,sighting
+images/a.jpg,2026-05-01 06:10,-1.30,35.10,Rhino Ridge,Panthera pardus,L1,left,flank,s1
+images/b.jpg,2026-05-01 06:12,-1.30,35.10,Rhino Ridge,Leopard,,right,flank,s1
+images/c.jpg,2026-05-02T18:00:00+03:00,,,,panthera pardus,,,flank,
+"""
+BAD_CSV = (
+    GOOD_CSV.replace("2026-05-01 06:12,-1.30", "yesterday,-1.30")
+    .replace("left,flank,s1", "up,flank,s1")
+    .replace("2026-05-02T18:00:00+03:00", "2026-13-45 99:00")
+)
+
+
+def make_zip(files: dict[str, bytes]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    buffer.seek(0)
+    return buffer
+
+
+def photos() -> dict[str, bytes]:
+    return {f"images/{n}.jpg": photo_bytes(seed=40 + i, pattern_seed=40 + i) for i, n in enumerate("abc")}
+
+
+def catalogue_counts() -> tuple[int, int, int, int]:
+    return (
+        Sighting.objects.count(),
+        MediaAsset.objects.count(),
+        Annotation.objects.count(),
+        Individual.objects.count(),
+    )
+
+
+def new_batch(
+    world: World,
+    *,
+    user: str = "curator",
+    csv: str | None = None,
+    files: dict[str, bytes] | None = None,
+    **kw,
+) -> UploadBatch:
+    return bulk.batch_create(
+        actor=world.users[user],
+        project=world.project,
+        csv_file=io.BytesIO(csv.encode()) if csv is not None else None,
+        zip_file=make_zip(files if files is not None else photos()),
+        **kw,
+    )
+
+
+def test_dry_run_lists_every_bad_row_and_writes_nothing_then_the_fix_imports(
+    world: World, media_root: Path, django_capture_on_commit_callbacks
+) -> None:
+    before = catalogue_counts()
+    batch = new_batch(world, csv=BAD_CSV)
+    assert batch.state == BatchState.VALIDATING
+    bulk.run_check(batch.pk)
+    batch.refresh_from_db()
+    assert batch.state == BatchState.INVALID
+    assert {(p["row"], p["file"]) for p in batch.problems} == {
+        (2, "images/a.jpg"),
+        (3, "images/b.jpg"),
+        (4, "images/c.jpg"),
+    }
+    messages = " ".join(p["message"] for p in batch.problems)
+    assert "time is not a date" in messages and "Unknown viewpoint 'up'" in messages
+    assert catalogue_counts() == before  # nothing written
+    with pytest.raises(ValidationError):
+        bulk.batch_import(actor=world.users["curator"], batch=batch)
+
+    bulk.batch_replace_csv(actor=world.users["curator"], batch=batch, csv_file=io.BytesIO(GOOD_CSV.encode()))
+    bulk.batch_check(actor=world.users["curator"], batch=batch)
+    bulk.run_check(batch.pk)
+    batch.refresh_from_db()
+    assert batch.state == BatchState.VALID, batch.problems
+    bulk.batch_import(actor=world.users["curator"], batch=batch)
+    with django_capture_on_commit_callbacks(execute=True):
+        bulk.run_import(batch.pk)
+    batch.refresh_from_db()
+    assert (batch.state, batch.imported, batch.total) == (BatchState.DONE, 3, 3)
+
+    items = {i.name: i for i in batch.items.select_related("annotation", "sighting")}
+    a, b, c = (items[f"images/{n}.jpg"] for n in "abc")
+    assert a.sighting_id == b.sighting_id != c.sighting_id  # the `sighting` column groups rows
+    assert a.annotation_id and b.annotation_id and a.sighting_id and c.sighting_id
+    a_annotation, b_annotation = (
+        Annotation.objects.get(pk=a.annotation_id),
+        Annotation.objects.get(pk=b.annotation_id),
+    )
+    assert a_annotation.individual == world.leopard_individual
+    assert (b_annotation.viewpoint, b_annotation.body_part) == ("right", "flank")
+    a_sighting, c_sighting = Sighting.objects.get(pk=a.sighting_id), Sighting.objects.get(pk=c.sighting_id)
+    assert a_sighting.location_name == "Rhino Ridge" and a_sighting.latitude == -1.30
+    assert c_sighting.observed_at.isoformat() == "2026-05-02T15:00:00+00:00"
+    # Matching started for the unidentified photos only, after all three were in.
+    assert set(MatchJob.objects.values_list("annotation_id", flat=True)) == {b.annotation_id, c.annotation_id}
+    # Staged copies are gone once imported; the originals live with the media assets.
+    assert not list((media_root / "uploads" / str(batch.pk)).glob("*.jpg"))
+    assert not batch.source_zip
+
+
+def test_corrupt_duplicate_and_unlisted_photos_are_reported(world: World) -> None:
+    files = photos() | {
+        "images/broken.jpg": b"\xff\xd8 not really a jpeg",
+        "images/copy.jpg": photos()["images/a.jpg"],
+    }
+    csv = GOOD_CSV + "".join(
+        f"images/{name}.jpg,2026-05-03 10:00,,,,Leopard,,,,\n" for name in ("broken", "missing")
+    )
+    batch = new_batch(world, csv=csv, files=files)
+    bulk.run_check(batch.pk)
+    batch.refresh_from_db()
+    problems = {(p["file"], p["message"].split(":")[0].split(" (")[0]) for p in batch.problems}
+    assert batch.state == BatchState.INVALID
+    assert any(f == "images/broken.jpg" for f, _ in problems)
+    assert ("images/missing.jpg", "No such photo in this upload.") in problems
+    assert any(f == "images/copy.jpg" and "No row in the CSV" in m for f, m in problems)
+    assert any("The same photo as images/a.jpg" in p["message"] for p in batch.problems)
+
+
+def test_zip_entries_outside_the_batch_and_oversized_ones_are_refused(world: World, settings) -> None:
+    settings.RESIGHT_MAX_UPLOAD_BYTES = 30_000
+    files = {
+        "../../etc/evil.jpg": photo_bytes(seed=1),
+        "__MACOSX/images/._a.jpg": b"junk",
+        "images/big.jpg": b"\xff" * 40_000,
+        "images/ok.jpg": photo_bytes(seed=2),
+    }
+    batch = new_batch(world, files=files, species=world.leopard, default_time=None)
+    bulk.run_check(batch.pk)
+    names = set(batch.items.values_list("name", flat=True))
+    assert names == {"images/big.jpg", "images/ok.jpg"}  # no path out of the batch, no resource forks
+    big = batch.items.get(name="images/big.jpg")
+    assert "upload limit" in big.rejected
+
+
+def test_folder_layout_names_individuals_and_needs_a_curator(world: World) -> None:
+    files = {
+        "images/NEW-1/1.jpg": photo_bytes(seed=61, pattern_seed=61),
+        "images/NEW-1/2.jpg": photo_bytes(seed=62, pattern_seed=61),
+        "images/NEW-2/1.jpg": photo_bytes(seed=63, pattern_seed=63),
+    }
+    import datetime as dt
+
+    when = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+    refused = new_batch(
+        world,
+        user="contributor",
+        files=files,
+        species=world.leopard,
+        default_time=when,
+        folders_name_individuals=True,
+    )
+    bulk.run_check(refused.pk)
+    refused.refresh_from_db()
+    assert refused.state == BatchState.INVALID
+    assert all("curator's decision" in p["message"] for p in refused.problems)
+
+    batch = new_batch(
+        world, files=files, species=world.leopard, default_time=when, folders_name_individuals=True
+    )
+    # The contributor's batch holds the same photos, but nothing of it was imported: no duplicates yet.
+    bulk.run_check(batch.pk)
+    batch.refresh_from_db()
+    assert batch.state == BatchState.VALID, batch.problems
+    bulk.batch_import(actor=world.users["curator"], batch=batch)
+    bulk.run_import(batch.pk)
+    new1 = Individual.objects.get(project=world.project, code="NEW-1")
+    assert new1.annotations.count() == 2
+    assert Individual.objects.get(code="NEW-2").annotations.count() == 1
+    assert not MatchJob.objects.exists()  # everything was identified already
+
+
+def test_import_resumes_after_a_crash_without_duplicates(world: World) -> None:
+    batch = new_batch(world, csv=GOOD_CSV)
+    bulk.run_check(batch.pk)
+    bulk.batch_import(actor=world.users["curator"], batch=batch)
+    first = next(bulk.pending_items(batch))
+    bulk.import_item(batch, first)  # the worker got this far, then died
+    assert MatchJob.objects.count() == 0  # no matching before the whole batch is in
+    bulk.run_import(batch.pk)  # the task again, as redelivered
+    bulk.run_import(batch.pk)  # and once more: a no-op
+    batch.refresh_from_db()
+    assert (batch.state, batch.imported) == (BatchState.DONE, 3)
+    assert batch.items.filter(state=ItemState.IMPORTED).count() == 3
+    assert MediaAsset.objects.filter(original_filename__in=["a.jpg", "b.jpg", "c.jpg"]).count() == 3
+    assert MatchJob.objects.count() == 2
+
+
+def test_sending_a_photo_twice_keeps_one(world: World) -> None:
+    batch = bulk.batch_create(actor=world.users["contributor"], project=world.project, species=world.leopard)
+    data = photo_bytes(seed=70)
+    bulk.batch_add_photo(
+        actor=world.users["contributor"], batch=batch, name="x/one.jpg", stream=io.BytesIO(data)
+    )
+    bulk.batch_add_photo(
+        actor=world.users["contributor"], batch=batch, name="x/one.jpg", stream=io.BytesIO(data)
+    )
+    assert batch.items.count() == 1
+    with pytest.raises(ValidationError, match="not a photo"):
+        bulk.batch_add_photo(
+            actor=world.users["contributor"], batch=batch, name="notes.txt", stream=io.BytesIO(b"hi")
+        )
+
+
+def test_upload_pages(world: World) -> None:
+    client = Client()
+    client.force_login(world.users["curator"])
+    zipped = make_zip(photos())
+    zipped.name = "photos.zip"
+    csv = io.BytesIO(BAD_CSV.encode())
+    csv.name = "metadata.csv"
+    response = client.post(
+        "/uploads/",
+        {
+            "project": world.project.pk,
+            "viewpoint": "unknown",
+            "time_zone": "UTC",
+            "csv_file": csv,
+            "zip_file": zipped,
+        },
+    )
+    assert response.status_code == 302
+    batch = UploadBatch.objects.get()
+    bulk.run_check(batch.pk)
+    page = client.get(f"/uploads/{batch.pk}/").content.decode()
+    assert "Nothing was written" in page and "Unknown viewpoint" in page
+    fixed = io.BytesIO(GOOD_CSV.encode())
+    fixed.name = "fixed.csv"
+    assert client.post(f"/uploads/{batch.pk}/csv/", {"csv_file": fixed}).status_code == 302
+    bulk.run_check(batch.pk)
+    assert "Import 3 photos" in client.get(f"/uploads/{batch.pk}/").content.decode()
+    photo = io.BytesIO(photo_bytes(seed=80))
+    photo.name = "late.jpg"
+    answer = client.post(
+        f"/uploads/{batch.pk}/photos/",
+        {"photos": photo, "path": "images/late.jpg"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert answer.json() == {"received": ["images/late.jpg"], "errors": []}
+    batch.refresh_from_db()
+    assert batch.state == BatchState.RECEIVING  # a new photo means checking again
+
+    viewer = Client()
+    viewer.force_login(world.users["viewer"])
+    assert viewer.get(f"/uploads/{batch.pk}/").status_code == 403
+    outsider = Client()
+    outsider.force_login(world.users["outsider"])
+    assert outsider.get(f"/uploads/{batch.pk}/").status_code == 404
