@@ -266,3 +266,21 @@ def test_upload_pages(world: World) -> None:
     outsider = Client()
     outsider.force_login(world.users["outsider"])
     assert outsider.get(f"/uploads/{batch.pk}/").status_code == 404
+
+
+def test_import_folder_command_brings_in_a_catalogue(world: World, tmp_path: Path) -> None:
+    from django.core.management import call_command
+
+    for code, seeds in (("Tom", (1, 2)), ("Kit", (3,))):
+        (tmp_path / "images" / code).mkdir(parents=True)
+        for seed in seeds:
+            (tmp_path / "images" / code / f"{seed}.jpg").write_bytes(
+                photo_bytes(seed=90 + seed, pattern_seed=seed)
+            )
+    out = io.StringIO()
+    call_command(
+        "import_folder", str(tmp_path), project="big-cats", user="curator", species="Leopard", stdout=out
+    )
+    assert "Imported 3 photos" in out.getvalue()
+    assert Individual.objects.get(project=world.project, code="Tom").annotations.count() == 2
+    assert Individual.objects.get(project=world.project, code="Kit").annotations.count() == 1
