@@ -1,12 +1,32 @@
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin
+from django.http import HttpRequest
+
+from catalog import services
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species
 
 
 @admin.register(Species)
 class SpeciesAdmin(admin.ModelAdmin):
-    list_display = ["common_name", "scientific_name", "id_method", "locations_sensitive"]
+    list_display = [
+        "common_name",
+        "scientific_name",
+        "id_method",
+        "canonical_viewpoint",
+        "locations_sensitive",
+    ]
     search_fields = ["common_name", "scientific_name"]
+
+    def save_model(self, request: HttpRequest, obj: Species, form: Any, change: bool) -> None:
+        # Through the services, so the audit log and re-embedding after a matching setting change happen.
+        if not change:
+            obj.pk = services.species_create(actor=request.user, **form.cleaned_data).pk
+            return
+        current = Species.objects.get(pk=obj.pk)
+        services.species_update(
+            actor=request.user, species=current, changes={f: form.cleaned_data[f] for f in form.changed_data}
+        )
 
 
 @admin.register(Individual)

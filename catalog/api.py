@@ -35,6 +35,7 @@ class SpeciesSerializer(serializers.ModelSerializer[Species]):
             "viewpoints",
             "body_parts",
             "locations_sensitive",
+            "canonical_viewpoint",
         ]
 
 

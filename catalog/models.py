@@ -34,6 +34,13 @@ class Species(models.Model):
     locations_sensitive = models.BooleanField(
         default=False, help_text="Blur sighting locations for everyone without curate rights."
     )
+    canonical_viewpoint = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=[("", "As photographed"), ("left", "Left"), ("right", "Right")],
+        help_text="Orientation normalisation: mirror photos of the opposite side to this one before matching "
+        "(for species whose two sides look alike, e.g. fins or flanks of symmetric patterns).",
+    )
 
     class Meta:
         ordering = ["common_name"]

@@ -396,7 +396,15 @@ def species_create(*, actor: AnyUser, **fields: Any) -> Species:
 
 def species_update(*, actor: AnyUser, species: Species, changes: dict[str, Any]) -> Species:
     _require_staff(actor)
-    return audit.save(actor=actor, obj=species, action="species.update", changes=changes)
+    mirroring = species.canonical_viewpoint
+    with transaction.atomic():
+        audit.save(actor=actor, obj=species, action="species.update", changes=changes)
+        if species.canonical_viewpoint != mirroring:
+            # Crops of one side are mirrored now (or no longer): their vectors and features must be redone.
+            transaction.on_commit(
+                lambda: signals.matching_settings_changed.send(sender=Species, species=species)
+            )
+    return species
 
 
 def annotation_set_mask(*, annotation: Annotation, png: bytes, source: str) -> Annotation:

@@ -9,3 +9,6 @@ annotation_saved = Signal()
 
 # Sent by catalog.bulk once every photo of an upload batch has its annotation. kwargs: batch, annotation_ids
 batch_imported = Signal()
+
+# Sent when a species' matching settings (orientation normalisation) change. kwargs: species
+matching_settings_changed = Signal()

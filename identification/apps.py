@@ -5,8 +5,15 @@ class IdentificationConfig(AppConfig):
     name = "identification"
 
     def ready(self) -> None:
-        from catalog.signals import annotation_saved, batch_imported
-        from identification.services import on_annotation_saved, on_batch_imported
+        from catalog.signals import annotation_saved, batch_imported, matching_settings_changed
+        from identification.services import (
+            on_annotation_saved,
+            on_batch_imported,
+            on_matching_settings_changed,
+        )
 
         annotation_saved.connect(on_annotation_saved, dispatch_uid="identification.on_annotation_saved")
         batch_imported.connect(on_batch_imported, dispatch_uid="identification.on_batch_imported")
+        matching_settings_changed.connect(
+            on_matching_settings_changed, dispatch_uid="identification.on_matching_settings_changed"
+        )

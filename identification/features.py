@@ -80,7 +80,20 @@ def annotation_crop(annotation: Annotation) -> imaging.Crop:
         ) from exc
     if mask is None and settings.RESIGHT_MASK_REFINER:
         mask = _refine_and_store(annotation, image)
-    return imaging.crop(image, annotation.box, mask)
+    crop = imaging.crop(image, annotation.box, mask)
+    return imaging.mirrored(crop) if matching_viewpoint(annotation)[1] else crop
+
+
+OPPOSITE_SIDE = {"left": "right", "right": "left"}
+
+
+def matching_viewpoint(annotation: Annotation) -> tuple[str, bool]:
+    """The viewpoint an annotation is matched as, and whether its crop is mirrored to get there: species with
+    a canonical side have the other side mirrored onto it, so both sides search (and are found) together."""
+    canonical = annotation.species.canonical_viewpoint
+    if canonical and annotation.viewpoint == OPPOSITE_SIDE.get(canonical):
+        return canonical, True
+    return annotation.viewpoint, False
 
 
 class Crops:
@@ -147,7 +160,7 @@ def _filter_columns(annotation: Annotation) -> dict[str, object]:
     return {
         "project_id": annotation.media_asset.project_id,
         "species_id": annotation.species_id,
-        "viewpoint": annotation.viewpoint,
+        "viewpoint": matching_viewpoint(annotation)[0],
         "body_part": annotation.body_part,
     }
 

@@ -162,6 +162,7 @@ def _pipeline(job: MatchJob) -> None:
 def _search_filter(job: MatchJob) -> search.SearchFilter:
     query = job.annotation
     f = job.filters or {}
+    viewpoint = features.matching_viewpoint(query)[0]
     between = None
     if f.get("days"):
         centre = query.sighting.observed_at
@@ -176,7 +177,7 @@ def _search_filter(job: MatchJob) -> search.SearchFilter:
         exclude_annotation_ids=tuple(
             Annotation.objects.filter(sighting_id=query.sighting_id).values_list("pk", flat=True)
         ),  # the same encounter is no evidence of a re-sighting
-        viewpoint=query.viewpoint if query.viewpoint != "unknown" and f.get("same_viewpoint", True) else None,
+        viewpoint=viewpoint if viewpoint != "unknown" and f.get("same_viewpoint", True) else None,
         body_part=query.body_part or None,
         near=near,
         observed_between=between,

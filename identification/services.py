@@ -100,6 +100,14 @@ def on_batch_imported(*, batch: UploadBatch, annotation_ids: list[int], **kwargs
             match_job_start(actor=batch.created_by, annotation=annotation)
 
 
+def on_matching_settings_changed(*, species: Species, **kwargs: object) -> None:
+    """Redo the vectors and features of every annotation of the species, in the background."""
+    from identification.tasks import prepare_annotation
+
+    for annotation_id in Annotation.objects.filter(species=species).values_list("pk", flat=True):
+        prepare_annotation.delay(annotation_id)
+
+
 def decide(
     *,
     actor: AnyUser,

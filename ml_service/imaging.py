@@ -33,6 +33,11 @@ def crop(image: Image.Image, box: Box | None = None, mask: np.ndarray | None = N
     return Crop(region, None if mask is None else mask[y : y + h, x : x + w])
 
 
+def mirrored(c: Crop) -> Crop:
+    """The crop flipped left to right (with its mask), for orientation normalisation."""
+    return Crop(ImageOps.mirror(c.image), None if c.mask is None else c.mask[:, ::-1].copy())
+
+
 def masked_pixels(c: Crop, fill: tuple[int, int, int] = (124, 116, 104)) -> Image.Image:
     """The crop with the background replaced by a flat colour (ImageNet's mean), so it carries no signal."""
     if c.mask is None:
