@@ -199,3 +199,17 @@ def sightings_per_individual(user: AnyUser, project: Project, species: Species) 
         .values_list("n", flat=True)
     )
     return sorted(counts)
+
+
+def gallery(user: AnyUser, individual: Individual) -> dict[str, list[Annotation]]:
+    """The individual's annotations `user` may see, grouped by body part, newest first within each."""
+    annotations = (
+        annotations_for(user)
+        .filter(individual=individual)
+        .select_related("sighting__project")
+        .order_by("body_part", "-sighting__observed_at")
+    )
+    grouped: dict[str, list[Annotation]] = {}
+    for annotation in annotations:
+        grouped.setdefault(annotation.body_part or "unspecified", []).append(annotation)
+    return grouped

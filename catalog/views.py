@@ -123,15 +123,6 @@ def individual_list(request: HttpRequest) -> HttpResponse:
 def individual_detail(request: HttpRequest, pk: int) -> HttpResponse:
     user = request.user
     individual = get_for(user, selectors.individuals_for(user), pk=pk)
-    annotations = (
-        selectors.annotations_for(user)
-        .filter(individual=individual)
-        .select_related("sighting__project")
-        .order_by("body_part", "-sighting__observed_at")
-    )
-    gallery: dict[str, list[object]] = {}
-    for annotation in annotations:
-        gallery.setdefault(annotation.body_part or "unspecified", []).append(annotation)
     sightings = selectors.sightings_for(user).filter(annotations__individual=individual).distinct()
     timeline = [(s, selectors.sighting_location(user, s)) for s in sightings.order_by("observed_at")]
     return render(
@@ -139,7 +130,7 @@ def individual_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "catalog/individual_detail.html",
         {
             "individual": individual,
-            "gallery": gallery,
+            "gallery": selectors.gallery(user, individual),
             "timeline": timeline,
             "encounter_svg": plots.encounter_history([s.observed_at for s, _ in timeline]),
             "can_curate": granted(user, individual.project_id, Action.CURATE, {individual.species_id}),
@@ -245,6 +236,16 @@ def population_mark(request: HttpRequest, pk: int) -> HttpResponse:
     filename = f"{project.slug}-{setup.species.scientific_name.replace(' ', '_')}.inp"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+@login_required
+@require_GET
+def individual_gallery(request: HttpRequest, pk: int) -> HttpResponse:
+    """The gallery alone (grouped by body part): the review page shows the candidate's with it."""
+    user = request.user
+    individual = get_for(user, selectors.individuals_for(user), pk=pk)
+    context = {"individual": individual, "gallery": selectors.gallery(user, individual)}
+    return render(request, "catalog/_gallery.html", context)
 
 
 @login_required

@@ -84,6 +84,16 @@ def annotation_crop(annotation: Annotation) -> imaging.Crop:
     return imaging.mirrored(crop) if matching_viewpoint(annotation)[1] else crop
 
 
+def to_photo_pixels(annotation: Annotation, points: np.ndarray, crop_size: tuple[int, int]) -> np.ndarray:
+    """Keypoints of the annotation's crop (as extracted, at `crop_size`) in the pixels of its photo: undo the
+    extractor's resizing, the mirroring, and the crop offset."""
+    x, y, w, h = annotation.box
+    out = points.astype(np.float64) * (w / crop_size[0], h / crop_size[1])
+    if matching_viewpoint(annotation)[1]:
+        out[:, 0] = w - out[:, 0]
+    return out + np.array([x, y], dtype=np.float64)
+
+
 OPPOSITE_SIDE = {"left": "right", "right": "left"}
 
 

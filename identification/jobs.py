@@ -30,7 +30,7 @@ from catalog.models import Annotation
 from identification import features, search
 from identification.calibration import fusion_model_for
 from identification.models import ACTIVE_STATES, JobState, MatchCandidate, MatchJob
-from ml_service import fusion
+from ml_service import fusion, local_features
 
 logger = logging.getLogger(__name__)
 
@@ -111,15 +111,21 @@ def _pipeline(job: MatchJob) -> None:
     scores: dict[str, np.ndarray] = {"cosine": cosine}
     inliers: np.ndarray | None = None
     tentative: np.ndarray | None = None
+    evidence: dict[int, list[list[float]]] = {}
     if job.matcher and neighbours:
         matcher = features.local_matcher(job.matcher)
         mine = features.features(query, matcher, crops)
         gallery = Annotation.objects.select_related("media_asset").in_bulk(
             [n.annotation_id for n in neighbours]
         )
-        matches = [
-            matcher.match(mine, features.features(gallery[n.annotation_id], matcher)) for n in neighbours
-        ]
+        theirs = {n.annotation_id: features.features(gallery[n.annotation_id], matcher) for n in neighbours}
+        matches = [matcher.match(mine, theirs[n.annotation_id]) for n in neighbours]
+        evidence = {
+            n.annotation_id: _photo_pairs(
+                query, mine.image_size, gallery[n.annotation_id], theirs[n.annotation_id].image_size, m
+            )
+            for n, m in zip(neighbours, matches, strict=True)
+        }
         inliers = np.array([m.inliers for m in matches], dtype=float)
         tentative = np.array([m.matches for m in matches], dtype=float)
         scores["inliers"] = inliers
@@ -147,6 +153,7 @@ def _pipeline(job: MatchJob) -> None:
                     match_count=None if tentative is None else int(tentative[i]),
                     model_key=job.space.key,
                     matcher_key=job.matcher,
+                    keypoint_pairs=evidence.get(int(c.annotation), []),
                 )
             )
         MatchCandidate.objects.bulk_create(rows)
@@ -157,6 +164,25 @@ def _pipeline(job: MatchJob) -> None:
             probably_new=fusion.probably_new(ranked),
             top_probability=ranked[0].probability if ranked else None,
         )
+
+
+MAX_DRAWN_PAIRS = 150
+
+
+def _photo_pairs(
+    query: Annotation,
+    query_size: tuple[int, int],
+    other: Annotation,
+    other_size: tuple[int, int],
+    match: local_features.Match,
+) -> list[list[float]]:
+    """The verified matches in both photos' pixels, as the review page draws them (at most 150)."""
+    pairs = match.pairs[:MAX_DRAWN_PAIRS]
+    if len(pairs) == 0:
+        return []
+    a = features.to_photo_pixels(query, pairs[:, :2], query_size)
+    b = features.to_photo_pixels(other, pairs[:, 2:], other_size)
+    return np.round(np.hstack([a, b]), 1).tolist()
 
 
 def _search_filter(job: MatchJob) -> search.SearchFilter:

@@ -144,6 +144,11 @@ class MatchCandidate(models.Model):
     band = models.CharField(max_length=10)
     model_key = models.CharField(max_length=120)
     matcher_key = models.CharField(max_length=120, blank=True)
+    keypoint_pairs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Verified local matches: [x1, y1, x2, y2] in query and candidate photo pixels",
+    )
 
     class Meta:
         ordering = ["job", "rank"]

@@ -145,3 +145,25 @@ def test_a_job_decodes_the_query_photo_once(catalogue: Catalogue, monkeypatch) -
     job.refresh_from_db()
     assert job.state == JobState.DONE
     assert decoded.count(job.annotation_id) == 1  # embedding and local features share one decode
+
+
+def test_candidates_keep_their_keypoint_matches_in_photo_pixels_for_the_review_page(
+    catalogue: Catalogue,
+) -> None:
+    from django.test import Client
+
+    job = start(catalogue, 1, seed=9100)
+    jobs.run(job.pk)
+    first = job.candidates.select_related("annotation").order_by("rank").first()
+    assert first is not None and first.local_score is not None
+    assert 0 < len(first.keypoint_pairs) <= min(int(first.local_score), jobs.MAX_DRAWN_PAIRS)
+    qx, qy, qw, qh = job.annotation.box
+    cx, cy, cw, ch = first.annotation.box
+    for x1, y1, x2, y2 in first.keypoint_pairs:  # each end lies on its own animal's box
+        assert qx - 1 <= x1 <= qx + qw + 1 and qy - 1 <= y1 <= qy + qh + 1
+        assert cx - 1 <= x2 <= cx + cw + 1 and cy - 1 <= y2 <= cy + ch + 1
+    client = Client()
+    client.force_login(catalogue.world.users["curator"])
+    page = client.get(f"/match-jobs/{job.pk}/").content.decode()
+    assert 'id="compare-data"' in page and '"pairs": [[' in page
+    assert f"/individuals/{first.individual_id}/gallery/" in page
