@@ -34,6 +34,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -50,7 +51,7 @@ from catalog.models import (
     UploadItem,
     Viewpoint,
 )
-from resight import audit
+from resight import audit, notifications
 from resight.models import Project
 from resight.permissions import Action, AnyUser, granted, require, require_project
 
@@ -505,6 +506,12 @@ def run_import(batch_id: int) -> None:
         signals.batch_imported.send(sender=UploadBatch, batch=batch, annotation_ids=annotation_ids)
         UploadBatch.objects.filter(pk=batch.pk, state=BatchState.MATCHING).update(
             state=BatchState.DONE, finished_at=timezone.now(), updated_at=timezone.now()
+        )
+        notifications.notify(
+            [batch.created_by],
+            kind="upload_done",
+            text=f"Upload {batch.pk} imported: {batch.imported} photos.",
+            url=reverse("upload-detail", args=[batch.pk]),
         )
         if batch.source_zip:  # every photo in it is a media asset now; the CSV stays as provenance
             batch.source_zip.delete(save=False)

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import Annotation
@@ -31,6 +32,8 @@ from identification import features, search
 from identification.calibration import fusion_model_for
 from identification.models import ACTIVE_STATES, JobState, MatchCandidate, MatchJob
 from ml_service import fusion, local_features
+from resight import notifications
+from resight.permissions import Action, users_granted
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +87,51 @@ def run(job_id: int) -> None:
         _pipeline(MatchJob.objects.select_related("space", "annotation__media_asset").get(pk=job_id))
     except ClaimLost:
         logger.warning("match job %s was taken over by another worker", job_id)
+        return
     except features.PhotoUnreadable as exc:
         fail(job_id, f"The photo could not be read: {exc}")
     except Exception as exc:  # the job records every failure; the worker itself carries on
         logger.exception("match job %s failed", job_id)
         fail(job_id, f"{type(exc).__name__}: {exc}")
+    announce(job_id)
+
+
+CONFIDENT_BANDS = (fusion.Band.EXCELLENT.value, fusion.Band.GOOD.value)
+
+
+def announce(job_id: int) -> None:
+    """Tell the requester the job finished, and the species' curators when a confident match of an
+    unidentified animal awaits review (without naming an individual they may not be allowed to see)."""
+    job = MatchJob.objects.select_related(
+        "annotation__media_asset", "annotation__species", "requested_by"
+    ).get(pk=job_id)
+    top = job.candidates.select_related("individual").order_by("rank").first()
+    if job.state == JobState.FAILED:
+        text = f"Match job {job.pk} failed: {job.error[:200]}"
+    elif top is not None:
+        text = f"Match job {job.pk} finished: #1 {top.individual.code} ({top.band}, P={top.probability:.2f})."
+    else:
+        text = f"Match job {job.pk} finished: no identified individual to compare with yet."
+    requester = [job.requested_by] if job.requested_by else []
+    notifications.notify(requester, kind="job_finished", text=text, url=reverse("match-job", args=[job.pk]))
+    annotation = job.annotation
+    if (
+        job.state == JobState.DONE
+        and top is not None
+        and top.band in CONFIDENT_BANDS
+        and not annotation.individual_id
+    ):
+        project_id = annotation.media_asset.project_id
+        curators = [
+            u for u in users_granted(project_id, Action.CURATE, annotation.species_id) if u not in requester
+        ]
+        notifications.notify(
+            curators,
+            kind="review_waiting",
+            text=f"A {top.band} match ({annotation.species.common_name}, P={top.probability:.2f}) "
+            "awaits review.",
+            url=f"{reverse('review-next')}?project={project_id}",
+        )
 
 
 def _pipeline(job: MatchJob) -> None:

@@ -95,6 +95,23 @@ def grants_for(user: AnyUser) -> list[Grant]:
     return grants
 
 
+def users_granted(project_id: int, action: Action, species_id: int | None = None) -> list[User]:
+    """Everyone who may do `action` in the project (on `species_id`): members of the owning organisation by
+    role, and members of organisations holding a valid agreement that grants it. The reverse of grants_for,
+    for telling people about work that awaits them."""
+    project = Project.objects.get(pk=project_id)
+    roles = [role for role, actions in ROLE_ACTIONS.items() if action in actions]
+    orgs = Q(memberships__organization_id=project.organization_id, memberships__role__in=roles)
+    for agreement in (
+        SharingAgreement.objects.valid().filter(project_id=project_id).prefetch_related("species")
+    ):
+        rights = frozenset().union(*(RIGHT_ACTIONS[r] for r in agreement.rights))
+        species = {s.pk for s in agreement.species.all()}
+        if action in rights and (not species or species_id is None or species_id in species):
+            orgs |= Q(memberships__organization_id=agreement.grantee_id)
+    return list(User.objects.filter(orgs, is_active=True).distinct().order_by("pk"))
+
+
 def forget_grants(user: AnyUser) -> None:
     """Drop the per-request cache (after memberships or agreements change)."""
     if hasattr(user, "_resight_grants"):
