@@ -19,7 +19,7 @@ from PIL import Image
 from catalog import services as catalog_services
 from catalog.models import Annotation
 from identification import search
-from identification.models import EmbeddingSpace, LocalFeatureSet
+from identification.models import AnnotationEmbedding, EmbeddingSpace, LocalFeatureSet
 from ml_service import embedding, imaging, local_features, segmentation
 
 _space_lock = threading.Lock()
@@ -127,6 +127,15 @@ def _refine_and_store(annotation: Annotation, image: Image.Image) -> np.ndarray:
     Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG", optimize=True)
     catalog_services.annotation_set_mask(annotation=annotation, png=buffer.getvalue(), source=refiner.key)
     return mask
+
+
+def forget(annotation: Annotation) -> None:
+    """Drop the annotation's stored vectors and local features (its box, species, viewpoint or the species'
+    mirroring changed): no search may use them any more, and they are recomputed on next use."""
+    AnnotationEmbedding.objects.filter(annotation=annotation).delete()
+    for feature_set in LocalFeatureSet.objects.filter(annotation=annotation):
+        feature_set.file.delete(save=False)
+        feature_set.delete()
 
 
 def embed(

@@ -71,12 +71,15 @@ def on_annotation_saved(
     **kwargs: object,
 ) -> None:
     """New annotations of unknown animals are matched at once (bulk uploads: once their batch is in, see
-    on_batch_imported); changed geometry is re-embedded."""
+    on_batch_imported), and again when a curator redraws their box; other changed geometry is re-embedded.
+    Vectors of an old geometry are dropped at once, so no search meanwhile uses them."""
     from identification.tasks import prepare_annotation, refit_calibration
 
+    if geometry_changed and not created:
+        features.forget(annotation)
     if (
         annotation.individual_id is None
-        and created
+        and (created or geometry_changed)
         and match_now
         and actor is not None
         and actor.is_authenticated

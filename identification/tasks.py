@@ -12,7 +12,6 @@ from django.conf import settings
 
 from catalog.models import Annotation
 from identification import calibration, features, jobs
-from identification.models import AnnotationEmbedding, LocalFeatureSet
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +28,7 @@ def prepare_annotation(annotation_id: int) -> None:
     if annotation is None:
         return
     space = features.active_space()
-    # The box, species or viewpoint changed: vectors and features of the old geometry must go.
-    AnnotationEmbedding.objects.filter(annotation=annotation).delete()
-    for feature_set in LocalFeatureSet.objects.filter(annotation=annotation):
-        feature_set.file.delete(save=False)
-        feature_set.delete()
+    features.forget(annotation)  # the vectors and features of its old geometry or settings
     crops = features.Crops()
     try:
         features.embed([annotation], space, crops=crops)

@@ -1,5 +1,5 @@
 // Drawing and editing annotation boxes on the sighting page (vanilla JS, no library).
-// - Drag on an empty part of a photo: draws a new box and fills the "Add an annotation" form with the
+// - Drag on an empty part of a photo (Shift+drag anywhere, e.g. inside a whole-photo box): draws a new box and fills the "Add an annotation" form with the
 //   photo and the box in the photo's own pixels (the typed form stays the no-JavaScript path).
 // - Drag an existing box to move it, its bottom-right handle to resize it: saved through the REST API
 //   (PATCH /api/annotations/<id>/); a refused change springs back and says why.
@@ -93,13 +93,14 @@
     frame.querySelectorAll(".box[data-annotation]").forEach(function (el) {
       var handle = addHandle(el);
       el.addEventListener("pointerdown", function (e) {
+        if (e.shiftKey) return; // Shift: draw another animal's box over this one
         drag(e, el, e.target === handle ? "resize" : "move", function (b, a) { save(el, b, a); });
       });
     });
 
     var draft = null;
     frame.addEventListener("pointerdown", function (event) {
-      if (event.button !== 0 || event.target.closest(".box")) return;
+      if (event.button !== 0 || (event.target.closest(".box") && !event.shiftKey)) return;
       if (draft) draft.remove();
       draft = document.createElement("div");
       draft.className = "box draft";

@@ -167,3 +167,25 @@ def test_candidates_keep_their_keypoint_matches_in_photo_pixels_for_the_review_p
     page = client.get(f"/match-jobs/{job.pk}/").content.decode()
     assert 'id="compare-data"' in page and '"pairs": [[' in page
     assert f"/individuals/{first.individual_id}/gallery/" in page
+
+
+def test_redrawing_the_box_of_an_unidentified_animal_drops_stale_vectors_and_matches_again(
+    catalogue: Catalogue, django_capture_on_commit_callbacks
+) -> None:
+    from catalog import services as catalog_services
+    from identification.models import AnnotationEmbedding
+
+    job = start(catalogue, 3, seed=9200)
+    jobs.run(job.pk)
+    query = job.annotation
+    assert AnnotationEmbedding.objects.filter(annotation=query).exists()
+    x, y, w, h = query.box
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog_services.annotation_update(
+            actor=catalogue.world.users["curator"],
+            annotation=query,
+            changes={"box": (x + 4, y + 4, w - 8, h - 8)},
+        )
+    assert not AnnotationEmbedding.objects.filter(annotation=query).exists()
+    latest = MatchJob.objects.filter(annotation=query).order_by("-created_at").first()
+    assert latest is not None and latest.pk != job.pk and latest.state == JobState.QUEUED
