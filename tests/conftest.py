@@ -214,3 +214,7 @@ def catalogue(world: World) -> Catalogue:
             add_photo(world, i, seed=1000 * i + s, individual=individual, day=10 * s + i)
         individuals.append(individual)
     return Catalogue(world, individuals, world.leopard, world.project)
+
+
+# A real Celery worker process for the tests that need one (fixture `worker`, see tests/worker.py).
+pytest_plugins = ["tests.worker"]

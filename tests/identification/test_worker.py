@@ -3,93 +3,12 @@ completes after the worker restarts, with no duplicate candidates."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from identification.models import ACTIVE_STATES, JobState, MatchJob
 from tests.conftest import Catalogue, add_photo
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-class Worker:
-    def __init__(self, media_root: Path) -> None:
-        self.media_root = media_root
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = os.environ | {
-            "DJANGO_SETTINGS_MODULE": "resight.settings_test",
-            "RESIGHT_DB_NAME": connection.settings_dict["NAME"],  # the test database
-            "RESIGHT_MEDIA_ROOT": str(self.media_root),
-            "RESIGHT_BROKER_DIR": str(settings.BROKER_DIR),
-        }
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "resight",
-                "worker",
-                "-Q",
-                "interactive",
-                "--pool",
-                "solo",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--loglevel",
-                "WARNING",
-            ],
-            cwd=REPO,
-            env=env,
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@pytest.fixture
-def worker(transactional_db, media_root: Path) -> Iterator[Worker]:
-    # The tests' own broker folder, emptied: no message of an earlier run reaches this worker.
-    shutil.rmtree(settings.BROKER_DIR, ignore_errors=True)
-    for sub in ("queue", "processed"):
-        (settings.BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
-    w = Worker(media_root)
-    yield w
-    w.stop()
-
-
-def wait_for(predicate, timeout: float = 180.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("timed out")
+from tests.worker import REPO, Worker, wait_for
 
 
 def job_of(annotation_id: int) -> MatchJob | None:
