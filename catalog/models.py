@@ -177,6 +177,14 @@ class MediaAsset(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     uploaded_at = models.DateTimeField(auto_now_add=True)
+    proposals = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Animal boxes proposed by the detector: [{box, label, confidence}]",
+    )
+    proposals_by = models.CharField(
+        max_length=160, blank=True, help_text="The detector version that proposed them; empty: not run"
+    )
 
     policy_project_path = "project"
     policy_species_path = "annotations__species"

@@ -213,3 +213,18 @@ def gallery(user: AnyUser, individual: Individual) -> dict[str, list[Annotation]
     for annotation in annotations:
         grouped.setdefault(annotation.body_part or "unspecified", []).append(annotation)
     return grouped
+
+
+def _iou(a: list[int] | tuple[int, ...], b: list[int] | tuple[int, ...]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    union = aw * ah + bw * bh - w * h
+    return w * h / union if union else 0.0
+
+
+def open_proposals(asset: MediaAsset) -> list[dict[str, object]]:
+    """The detector's boxes for the photo that no annotation covers yet (uses prefetched annotations)."""
+    boxes = [a.box for a in asset.annotations.all()]
+    return [p for p in asset.proposals if all(_iou(p["box"], b) < 0.5 for b in boxes)]

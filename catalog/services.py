@@ -133,6 +133,7 @@ def _store_asset(
         project_id=project.pk,
         changes={"sha256": image.sha256, "size_bytes": len(image.data), "filename": asset.original_filename},
     )
+    transaction.on_commit(lambda: signals.media_asset_stored.send(sender=MediaAsset, media_asset=asset))
     return asset
 
 

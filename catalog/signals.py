@@ -10,5 +10,8 @@ annotation_saved = Signal()
 # Sent by catalog.bulk once every photo of an upload batch has its annotation. kwargs: batch, annotation_ids
 batch_imported = Signal()
 
+# Sent (on commit) when a photo is stored. kwargs: media_asset
+media_asset_stored = Signal()
+
 # Sent when a species' matching settings (orientation normalisation) change. kwargs: species
 matching_settings_changed = Signal()

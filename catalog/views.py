@@ -326,11 +326,13 @@ def _render_sighting(
 ) -> HttpResponse:
     user = request.user
     sighting = get_for(user, selectors.sightings_for(user), pk=pk)
-    assets = (
+    assets = list(
         selectors.media_assets_for(user)
         .filter(sighting=sighting)
         .prefetch_related("annotations__species", "annotations__individual")
     )
+    for asset in assets:
+        asset.open_proposals = selectors.open_proposals(asset)  # type: ignore[attr-defined]
     return render(
         request,
         "catalog/sighting_detail.html",
@@ -340,6 +342,8 @@ def _render_sighting(
             "assets": assets,
             "can_contribute": granted(user, sighting.project_id, Action.CONTRIBUTE),
             "annotation_form": annotation_form or AnnotationForm(sighting=sighting),
+            # With a detector configured, photos whose boxes are still being proposed are polled for.
+            "detecting": bool(settings.RESIGHT_DETECTOR) and any(not a.proposals_by for a in assets),
         },
         status=status,
     )

@@ -42,6 +42,11 @@ def local_matcher(name: str) -> local_features.LocalMatcher:
 
 
 @cache
+def detector(spec: str) -> segmentation.Detector:
+    return segmentation.get_detector(spec)
+
+
+@cache
 def mask_refiner(name: str) -> segmentation.MaskRefiner:
     return segmentation.get_refiner(name)
 

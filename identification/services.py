@@ -16,6 +16,7 @@ from catalog.models import (
     IdentificationMethod,
     Individual,
     IndividualStatus,
+    MediaAsset,
     Species,
     UploadBatch,
 )
@@ -101,6 +102,14 @@ def on_batch_imported(*, batch: UploadBatch, annotation_ids: list[int], **kwargs
     with transaction.atomic():
         for annotation in pending.select_related("species", "media_asset"):
             match_job_start(actor=batch.created_by, annotation=annotation)
+
+
+def on_media_asset_stored(*, media_asset: MediaAsset, **kwargs: object) -> None:
+    """With a detector configured, every new photo gets animal boxes proposed."""
+    from identification.tasks import propose_boxes
+
+    if settings.RESIGHT_DETECTOR:
+        propose_boxes.delay(media_asset.pk)
 
 
 def on_matching_settings_changed(*, species: Species, **kwargs: object) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 
 import torch
@@ -10,8 +11,9 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
-from catalog.models import Annotation
+from catalog.models import Annotation, MediaAsset
 from identification import calibration, features, jobs
+from ml_service import imaging
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,27 @@ def prepare_annotation(annotation_id: int) -> None:
             features.features(annotation, features.local_matcher(settings.RESIGHT_LOCAL_MATCHER), crops)
     except features.PhotoUnreadable:
         logger.warning("annotation %s: photo unreadable, not embedded", annotation_id)
+
+
+@shared_task(acks_late=True)
+def propose_boxes(media_asset_id: int) -> None:
+    """Animal boxes proposed by the configured detector, kept with the photo for curators to accept."""
+    spec = settings.RESIGHT_DETECTOR
+    asset = MediaAsset.objects.filter(pk=media_asset_id).first()
+    if asset is None or not spec:
+        return
+    model = features.detector(spec)
+    if asset.proposals_by == model.key:
+        return  # done already (a redelivered task)
+    try:
+        with asset.file.open("rb") as f:
+            image = imaging.load_oriented(io.BytesIO(f.read()))
+    except (OSError, SyntaxError, ValueError):
+        logger.warning("photo %s unreadable: no box proposals", media_asset_id)
+        return
+    (found,) = model.detect([image], min_confidence=settings.RESIGHT_DETECTOR_MIN_CONFIDENCE)
+    proposals = [{"box": list(d.box), "label": d.label, "confidence": round(d.confidence, 3)} for d in found]
+    MediaAsset.objects.filter(pk=asset.pk).update(proposals=proposals, proposals_by=model.key)
 
 
 @shared_task(acks_late=True)

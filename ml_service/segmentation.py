@@ -173,6 +173,20 @@ class TorchvisionDetector(Detector):
         return results
 
 
+def get_detector(spec: str) -> Detector:
+    """A detector from its configuration string: `torchvision:<architecture>:<weights file>[:<classes>]`.
+    With the COCO class count (91, the default) the COCO animal classes are kept; with another count (a model
+    fine-tuned on camera-trap classes) every class but the background is an animal."""
+    kind, _, rest = spec.partition(":")
+    if kind != "torchvision":
+        raise KeyError(f"Unknown detector {kind!r}; known: torchvision")
+    architecture, _, rest = rest.partition(":")
+    weights, _, classes = rest.rpartition(":") if rest.rsplit(":", 1)[-1].isdigit() else (rest, "", "")
+    num_classes = int(classes) if classes else 91
+    labels = None if num_classes == 91 else {i: "animal" for i in range(1, num_classes)}
+    return TorchvisionDetector(architecture, weights, num_classes=num_classes, labels=labels)
+
+
 REFINERS: dict[str, type[MaskRefiner]] = {GrabCutRefiner.name: GrabCutRefiner}
 
 

@@ -193,6 +193,7 @@ CELERY_TASK_IGNORE_RESULT = True  # job state lives in the database, not in a re
 CELERY_TASK_DEFAULT_QUEUE = "bulk"
 CELERY_TASK_ROUTES = {
     "identification.tasks.run_match_job": {"queue": "interactive"},
+    "identification.tasks.propose_boxes": {"queue": "interactive"},  # a curator is looking at the photo
     "identification.tasks.*": {"queue": "bulk"},
     "catalog.tasks.*": {"queue": "bulk"},
 }
@@ -211,6 +212,11 @@ RESIGHT_LOCAL_MATCHER = os.environ.get("RESIGHT_LOCAL_MATCHER", "sift")
 RESIGHT_SHORTLIST = int(os.environ.get("RESIGHT_SHORTLIST", 20))
 # Keeps each annotation to the animal's pixels before embedding and local features ("" to disable).
 RESIGHT_MASK_REFINER = os.environ.get("RESIGHT_MASK_REFINER", "grabcut")
+# Animal boxes proposed for every new photo, e.g.
+# "torchvision:fasterrcnn_mobilenet_v3_large_fpn:/models/fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth"
+# (torchvision's published COCO weights, downloaded once). Empty: curators draw every box.
+RESIGHT_DETECTOR = os.environ.get("RESIGHT_DETECTOR", "")
+RESIGHT_DETECTOR_MIN_CONFIDENCE = float(os.environ.get("RESIGHT_DETECTOR_MIN_CONFIDENCE", 0.5))
 
 LOGGING = {
     "version": 1,

@@ -90,6 +90,17 @@
       }).catch(function () { place(el, before); el.classList.add("refused"); });
     }
 
+    // The detector's proposals: a click takes one into the form, to be checked and saved as an annotation.
+    frame.querySelectorAll(".box.proposal").forEach(function (el) {
+      place(el, boxOf(el));
+      el.addEventListener("pointerdown", function (e) {
+        e.stopPropagation();
+        frame.querySelectorAll(".box.proposal.chosen").forEach(function (o) { o.classList.remove("chosen"); });
+        el.classList.add("chosen");
+        fillForm(boxOf(el));
+      });
+    });
+
     frame.querySelectorAll(".box[data-annotation]").forEach(function (el) {
       var handle = addHandle(el);
       el.addEventListener("pointerdown", function (e) {
@@ -119,5 +130,14 @@
     });
   }
 
-  document.querySelectorAll(".photo .frame[data-editable]").forEach(setup);
+  function init(root) {
+    root.querySelectorAll(".photo .frame[data-editable]").forEach(function (frame) {
+      if (frame.dataset.ready) return;
+      frame.dataset.ready = "1";
+      setup(frame);
+    });
+  }
+  init(document);
+  // The photos are swapped in again while the detector works (htmx polling): set the new ones up too.
+  if (window.htmx) window.htmx.onLoad(init);
 })();

@@ -142,7 +142,7 @@ def test_population_page_shows_estimates_plots_and_export(catalogue: Catalogue) 
     assert html.status_code == 200
     page = html.content.decode()
     assert "Chapman" in page and "Lincoln-Petersen" in page
-    assert page.count("<figure class=\"card plot\"") == 2 and page.count("<svg") >= 2
+    assert page.count('<figure class="card plot"') == 2 and page.count("<svg") >= 2
     assert "mark.inp" in page
     export = client.get(
         f"{url}mark.inp",
