@@ -1,4 +1,5 @@
-"""REST endpoints of the catalog: species, individuals, sightings, media assets (multipart), annotations."""
+"""REST endpoints of the catalog: species, individuals, sightings, media assets (multipart), annotations,
+bulk upload batches."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from typing import Any
 import django_filters
 from django.db import models
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
 
-from catalog import selectors, services
-from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species
+from catalog import bulk, selectors, services
+from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species, UploadBatch
 from resight.api import PolicyViewSet
-from resight.permissions import Action, projects_for
+from resight.permissions import Action, get_for, projects_for, scope
 
 
 def _scope_related(serializer: serializers.Serializer[Any], **querysets: models.QuerySet[Any]) -> None:
@@ -320,10 +324,118 @@ class AnnotationViewSet(PolicyViewSet):
         return services.annotation_update(actor=self.request.user, annotation=instance, changes=changes)
 
 
+class UploadBatchSerializer(serializers.ModelSerializer[UploadBatch]):
+    csv_file = serializers.FileField(write_only=True, required=False, help_text="The metadata CSV")
+    zip_file = serializers.FileField(write_only=True, required=False, help_text="A zip of photos (and CSV)")
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+
+    class Meta:
+        model = UploadBatch
+        fields = [
+            "id",
+            "project",
+            "created_by",
+            "state",
+            "species",
+            "viewpoint",
+            "body_part",
+            "default_time",
+            "time_zone",
+            "folders_name_individuals",
+            "csv_file",
+            "zip_file",
+            "total",
+            "checked",
+            "imported",
+            "problems",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = ["state", "total", "checked", "imported", "problems", "error", "created_at"]
+        read_only_fields += ["finished_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if user := self.context.get("user"):
+            _scope_related(self, project=projects_for(user, Action.CONTRIBUTE))
+
+
+class BatchPhotoSerializer(serializers.Serializer[Any]):
+    file = serializers.FileField()
+    path = serializers.CharField(required=False, help_text="Its path in the folder (default: the file name)")
+
+
+class UploadBatchViewSet(PolicyViewSet):
+    """Bulk upload: create a batch (defaults, CSV, zip), add photos one by one, check (dry run: `problems`
+    lists every bad row), import; poll the batch for its state and counts."""
+
+    serializer_class = UploadBatchSerializer
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    filterset_fields = ["project", "state"]
+    http_method_names = ["get", "post", "head", "options"]
+
+    def visible(self, user: Any) -> models.QuerySet[UploadBatch]:
+        return scope(UploadBatch.objects.select_related("created_by"), user, Action.CONTRIBUTE)
+
+    def create_object(self, data: dict[str, Any]) -> UploadBatch:
+        return bulk.batch_create(
+            actor=self.request.user,
+            csv_file=data.pop("csv_file", None),
+            zip_file=data.pop("zip_file", None),
+            **data,
+        )
+
+    def _batch(self, pk: str | None) -> UploadBatch:
+        return get_for(self.request.user, self.get_queryset(), Action.CONTRIBUTE, pk=pk)
+
+    def _answer(self, batch: UploadBatch) -> Response:
+        batch.refresh_from_db()
+        return Response(UploadBatchSerializer(batch).data)
+
+    @extend_schema(request=BatchPhotoSerializer, responses={200: UploadBatchSerializer})
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser])
+    def photos(self, request: Request, pk: str | None = None) -> Response:
+        """Add one photo (sending one the batch has already is a no-op: resumable)."""
+        batch = self._batch(pk)
+        params = BatchPhotoSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        upload = params.validated_data["file"]
+        name = params.validated_data.get("path") or upload.name or "photo"
+        bulk.batch_add_photo(actor=request.user, batch=batch, name=name, stream=upload)
+        return self._answer(batch)
+
+    @extend_schema(request=None, responses={200: UploadBatchSerializer})
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser])
+    def csv(self, request: Request, pk: str | None = None) -> Response:
+        """Replace the metadata CSV (field `csv_file`); check again afterwards."""
+        batch = self._batch(pk)
+        upload = request.FILES.get("csv_file")
+        if upload is None:
+            raise serializers.ValidationError({"csv_file": ["Send the CSV as csv_file."]})
+        bulk.batch_replace_csv(actor=request.user, batch=batch, csv_file=upload)
+        return self._answer(batch)
+
+    @extend_schema(request=None, responses={200: UploadBatchSerializer})
+    @action(detail=True, methods=["post"])
+    def check(self, request: Request, pk: str | None = None) -> Response:
+        """Start the dry run; poll until the state is `valid` or `invalid` (then read `problems`)."""
+        bulk.batch_check(actor=request.user, batch=self._batch(pk))
+        return self._answer(self._batch(pk))
+
+    @extend_schema(request=None, responses={200: UploadBatchSerializer})
+    @action(detail=True, methods=["post"], url_path="import")
+    def start_import(self, request: Request, pk: str | None = None) -> Response:
+        """Import a checked batch with no problems; poll until `done`."""
+        bulk.batch_import(actor=request.user, batch=self._batch(pk))
+        return self._answer(self._batch(pk))
+
+
 ROUTES: list[tuple[str, type[PolicyViewSet], str]] = [
     ("species", SpeciesViewSet, "species"),
     ("individuals", IndividualViewSet, "individual"),
     ("sightings", SightingViewSet, "sighting"),
     ("media-assets", MediaAssetViewSet, "mediaasset"),
     ("annotations", AnnotationViewSet, "annotation"),
+    ("upload-batches", UploadBatchViewSet, "uploadbatch"),
 ]

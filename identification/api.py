@@ -1,4 +1,4 @@
-"""REST endpoints: start a match job, poll it, read its candidates."""
+"""REST endpoints: start a match job, poll it, read its candidates, decide; merge and split individuals."""
 
 from __future__ import annotations
 
@@ -13,9 +13,16 @@ from rest_framework.response import Response
 
 from catalog import selectors as catalog_selectors
 from identification import selectors, services
-from identification.models import Decision, DecisionKind, MatchCandidate, MatchJob
+from identification.models import (
+    Decision,
+    DecisionKind,
+    IdentityChange,
+    IdentityChangeKind,
+    MatchCandidate,
+    MatchJob,
+)
 from resight.api import PolicyViewSet
-from resight.permissions import Action, get_for
+from resight.permissions import Action, get_for, scope
 
 
 class CandidateSerializer(serializers.ModelSerializer[MatchCandidate]):
@@ -172,4 +179,89 @@ class MatchJobViewSet(PolicyViewSet):
         )
 
 
-ROUTES: list[tuple[str, type[PolicyViewSet], str]] = [("match-jobs", MatchJobViewSet, "matchjob")]
+class IdentityChangeSerializer(serializers.ModelSerializer[IdentityChange]):
+    actor = serializers.CharField(source="actor.username", read_only=True, default=None)
+    undone = serializers.SerializerMethodField()
+
+    class Meta:
+        model = IdentityChange
+        fields = [
+            "id",
+            "kind",
+            "individual",
+            "other",
+            "annotation_ids",
+            "previous_status",
+            "undoes",
+            "preview",
+            "actor",
+            "created_at",
+            "undone",
+        ]
+        read_only_fields = fields
+
+    def get_undone(self, instance: IdentityChange) -> bool:
+        return IdentityChange.objects.filter(undoes=instance).exists()
+
+
+class IdentityChangeRequest(serializers.Serializer[IdentityChange]):
+    kind = serializers.ChoiceField(choices=[IdentityChangeKind.MERGE, IdentityChangeKind.SPLIT])
+    individual = serializers.IntegerField(
+        help_text="Merge: the individual merged away. Split: the one split."
+    )
+    target = serializers.IntegerField(required=False, help_text="Merge: the individual kept")
+    annotations = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="Split: the annotations that leave"
+    )
+    new_code = serializers.CharField(required=False, allow_blank=True, max_length=60)
+    dry_run = serializers.BooleanField(default=False, help_text="Only return the preview of consequences")
+
+
+class IdentityChangeViewSet(PolicyViewSet):
+    """Merges and splits of individuals: POST one (or its preview with dry_run), GET the log, undo one."""
+
+    serializer_class = IdentityChangeSerializer
+    filterset_fields = ["kind", "individual", "other"]
+    http_method_names = ["get", "post", "head", "options"]
+
+    def visible(self, user: Any) -> models.QuerySet[IdentityChange]:
+        return scope(IdentityChange.objects.select_related("actor"), user, Action.VIEW)
+
+    @extend_schema(request=IdentityChangeRequest, responses={201: IdentityChangeSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        params = IdentityChangeRequest(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        individuals = catalog_selectors.individuals_for(request.user)
+        individual = get_for(request.user, individuals, Action.CURATE, pk=data["individual"])
+        if data["kind"] == IdentityChangeKind.MERGE:
+            if "target" not in data:
+                raise serializers.ValidationError({"target": ["A merge needs the individual kept."]})
+            target = get_for(request.user, individuals, Action.CURATE, pk=data["target"])
+            if data["dry_run"]:
+                return Response(selectors.merge_preview(individual, target).as_json())
+            change = services.individual_merge(actor=request.user, source=individual, target=target)
+        else:
+            ids = data.get("annotations", [])
+            if data["dry_run"]:
+                return Response(selectors.split_preview(individual, ids).as_json())
+            change = services.individual_split(
+                actor=request.user,
+                individual=individual,
+                annotation_ids=ids,
+                new_code=data.get("new_code", ""),
+            )
+        return Response(IdentityChangeSerializer(change).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={201: IdentityChangeSerializer})
+    @action(detail=True, methods=["post"])
+    def undo(self, request: Request, pk: str | None = None) -> Response:
+        change = get_for(request.user, self.get_queryset(), Action.CURATE, pk=pk)
+        undo = services.identity_change_undo(actor=request.user, change=change)
+        return Response(IdentityChangeSerializer(undo).data, status=status.HTTP_201_CREATED)
+
+
+ROUTES: list[tuple[str, type[PolicyViewSet], str]] = [
+    ("match-jobs", MatchJobViewSet, "matchjob"),
+    ("identity-changes", IdentityChangeViewSet, "identitychange"),
+]

@@ -284,3 +284,41 @@ def test_import_folder_command_brings_in_a_catalogue(world: World, tmp_path: Pat
     assert "Imported 3 photos" in out.getvalue()
     assert Individual.objects.get(project=world.project, code="Tom").annotations.count() == 2
     assert Individual.objects.get(project=world.project, code="Kit").annotations.count() == 1
+
+
+def test_bulk_upload_through_the_api(world: World, api_client_for) -> None:
+    client = api_client_for(world.users["curator"])
+    zipped = make_zip(photos())
+    zipped.name = "photos.zip"
+    created = client.post(
+        "/api/upload-batches/",
+        {"project": world.project.pk, "csv_file": io.BytesIO(BAD_CSV.encode()), "zip_file": zipped},
+        format="multipart",
+    )
+    assert created.status_code == 201, created.json()
+    batch_id = created.json()["id"]
+    assert created.json()["state"] == "validating"
+    bulk.run_check(batch_id)
+    report = client.get(f"/api/upload-batches/{batch_id}/").json()
+    assert report["state"] == "invalid" and {p["row"] for p in report["problems"]} == {2, 3, 4}
+    assert client.post(f"/api/upload-batches/{batch_id}/import/").status_code == 400
+    fixed = io.BytesIO(GOOD_CSV.encode())
+    fixed.name = "fixed.csv"
+    assert (
+        client.post(
+            f"/api/upload-batches/{batch_id}/csv/", {"csv_file": fixed}, format="multipart"
+        ).status_code
+        == 200
+    )
+    extra = io.BytesIO(photo_bytes(seed=99))
+    extra.name = "late.jpg"
+    added = client.post(f"/api/upload-batches/{batch_id}/photos/", {"file": extra}, format="multipart")
+    assert added.status_code == 200 and added.json()["total"] == 4
+    assert client.post(f"/api/upload-batches/{batch_id}/check/").json()["state"] == "validating"
+    bulk.run_check(batch_id)
+    report = client.get(f"/api/upload-batches/{batch_id}/").json()
+    assert report["state"] == "invalid"
+    assert {p["file"] for p in report["problems"]} == {"late.jpg"}  # the CSV rows are fine now
+    assert "No row in the CSV for this photo." in {p["message"] for p in report["problems"]}
+    outsider = api_client_for(world.users["outsider"])
+    assert outsider.get(f"/api/upload-batches/{batch_id}/").status_code == 404

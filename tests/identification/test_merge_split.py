@@ -197,3 +197,41 @@ def test_merge_and_split_pages(catalogue: Catalogue) -> None:
     viewer.force_login(world.users["viewer"])
     assert viewer.get(f"/individuals/{b.pk}/merge/").status_code == 403
     assert "Undo" not in viewer.get(f"/individuals/{b.pk}/identity-changes/").content.decode()
+
+
+def test_merge_split_and_undo_through_the_api(catalogue: Catalogue, api_client_for) -> None:
+    a, b = catalogue.individuals[:2]
+    client = api_client_for(catalogue.world.users["curator"])
+    preview = client.post(
+        "/api/identity-changes/",
+        {"kind": "merge", "individual": a.pk, "target": b.pk, "dry_run": True},
+        format="json",
+    )
+    assert preview.status_code == 200 and preview.json()["moving_annotations"] == 3
+    assert not IdentityChange.objects.exists()
+    merged = client.post(
+        "/api/identity-changes/", {"kind": "merge", "individual": a.pk, "target": b.pk}, format="json"
+    )
+    assert merged.status_code == 201 and len(merged.json()["annotation_ids"]) == 3
+    undo = client.post(f"/api/identity-changes/{merged.json()['id']}/undo/")
+    assert undo.status_code == 201 and undo.json()["kind"] == "undo"
+    assert Annotation.objects.filter(individual=a).count() == 3
+    ids = list(Annotation.objects.filter(individual=a).values_list("pk", flat=True))[:1]
+    split = client.post(
+        "/api/identity-changes/",
+        {"kind": "split", "individual": a.pk, "annotations": ids, "new_code": "API-1"},
+        format="json",
+    )
+    assert split.status_code == 201 and Individual.objects.get(code="API-1").annotations.count() == 1
+    refused = client.post(
+        "/api/identity-changes/", {"kind": "merge", "individual": a.pk, "target": a.pk}, format="json"
+    )
+    assert refused.status_code == 400 and "itself" in str(refused.json())
+    viewer = api_client_for(catalogue.world.users["viewer"])
+    assert (
+        viewer.post(
+            "/api/identity-changes/", {"kind": "merge", "individual": a.pk, "target": b.pk}, format="json"
+        ).status_code
+        == 403
+    )
+    assert viewer.get("/api/identity-changes/").json()["count"] == 3
