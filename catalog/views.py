@@ -17,6 +17,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from PIL import Image
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
@@ -349,6 +351,7 @@ def _render_sighting(
     )
 
 
+@extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
 @api_view(["GET"])
 @authentication_classes([TokenAuthentication, SessionAuthentication])
 @permission_classes([IsAuthenticated])
@@ -375,6 +378,7 @@ def media_file(request: HttpRequest, pk: int, variant: str) -> FileResponse:
     return response
 
 
+@extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})
 @api_view(["GET"])
 @authentication_classes([TokenAuthentication, SessionAuthentication])
 @permission_classes([IsAuthenticated])
