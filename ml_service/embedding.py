@@ -131,6 +131,55 @@ class MobileNetV2ImageNet(EmbeddingModel):
         return nn.Sequential(network.features, GeM())
 
 
+class EmbeddingNetwork(nn.Module):
+    """Backbone features -> GeM -> BatchNorm, the shape of every trainable model here: torchvision's ImageNet
+    MobileNetV2 (`mobilenetv2`, offline) or a timm backbone by name (`efficientnetv2_rw_m` for MiewID's)."""
+
+    def __init__(self, backbone: str, pretrained: bool = True) -> None:
+        super().__init__()
+        if backbone == "mobilenetv2":
+            from torchvision.models import mobilenet_v2
+
+            network = mobilenet_v2(weights=None)
+            if pretrained:
+                state = torch.load(weights.mobilenet_v2_imagenet(), map_location="cpu", weights_only=True)
+                network.load_state_dict(state)
+            self.backbone: nn.Module = network.features
+            dim = 1280
+        else:
+            import timm
+
+            # timm's published weights download on first use (a real user's one network access).
+            self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, global_pool="")
+            dim = int(self.backbone.num_features)  # type: ignore[arg-type]
+        self.pool = GeM()
+        self.bn = nn.BatchNorm1d(dim)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.pool(self.backbone(x)))
+
+
+class FineTuned(EmbeddingModel):
+    """A network trained by `ml_service.training` (its exported `model.pt`): a version of its own, named by
+    its backbone and versioned by the run (the folder the file is in)."""
+
+    def __init__(self, path: str | Path, version: str | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.path = Path(path)
+        self._payload = torch.load(self.path, map_location="cpu", weights_only=True)
+        self.name = f"finetuned-{self._payload['backbone']}"
+        self.version = version or self.path.parent.name
+        self.preprocessing = Preprocessing(size=int(self._payload["image_size"]))
+        self.flip_average = bool(self._payload.get("flips", True))  # not when sides are separate identities
+        self.dim = int(self._payload["state"]["bn.weight"].shape[0])
+
+    def _build(self) -> nn.Module:
+        network = EmbeddingNetwork(self._payload["backbone"], pretrained=False)
+        network.load_state_dict(self._payload["state"])
+        return network
+
+
 class MiewIdNetwork(nn.Module):
     """The MiewID architecture: timm `efficientnetv2_rw_m` features, GeM pooling, BatchNorm -> 2,152-d."""
 
@@ -228,6 +277,11 @@ DEFAULT_MODEL = MobileNetV2ImageNet.name
 
 
 def get_model(name: str = DEFAULT_MODEL, dtype: torch.dtype = torch.float32) -> EmbeddingModel:
+    """A registered model by name, or a fine-tuned one by the path of its `model.pt`."""
+    if name.endswith(".pt") and Path(name).is_file():
+        model: EmbeddingModel = FineTuned(name)
+        model.dtype = dtype
+        return model
     try:
         model = REGISTRY[name]()
     except KeyError:

@@ -44,6 +44,7 @@ class Item:
     individual: str
     species: str
     viewpoint: str
+    encounter: str = ""  # photos of one encounter are not independent evidence (splits keep one)
 
 
 def read_dataset(folder: Path, limit_individuals: int | None = None) -> list[Item]:
@@ -55,6 +56,7 @@ def read_dataset(folder: Path, limit_individuals: int | None = None) -> list[Ite
             r["individual_id"],
             r.get("species") or folder.name,
             r.get("viewpoint") or "unknown",
+            r.get("encounter") or r["path"],  # without an encounter column each photo is its own
         )
         for r in rows
     ]
@@ -218,7 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dataset", type=Path, help="folder with metadata.csv and images/<individual>/")
-    parser.add_argument("--model", default="imagenet-mobilenetv2", choices=sorted(REGISTRY))
+    parser.add_argument(
+        "--model",
+        default="imagenet-mobilenetv2",
+        help=f"one of {', '.join(sorted(REGISTRY))}, or the model.pt of a fine-tuning run",
+    )
     parser.add_argument(
         "--matcher",
         action="append",
