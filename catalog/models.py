@@ -34,6 +34,11 @@ class Species(models.Model):
     locations_sensitive = models.BooleanField(
         default=False, help_text="Blur sighting locations for everyone without curate rights."
     )
+    separate_sides = models.BooleanField(
+        default=False,
+        help_text="Retraining treats an individual's left and right sides as two identities (asymmetric "
+        "patterns, e.g. zebra flanks).",
+    )
     canonical_viewpoint = models.CharField(
         max_length=10,
         blank=True,

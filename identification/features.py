@@ -8,6 +8,7 @@ import io
 import logging
 import threading
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,6 +50,13 @@ def detector(spec: str) -> segmentation.Detector:
 @cache
 def mask_refiner(name: str) -> segmentation.MaskRefiner:
     return segmentation.get_refiner(name)
+
+
+def space_model(space: EmbeddingSpace) -> embedding.EmbeddingModel:
+    """The model of a space: a registered one by name, or a fine-tuned one by its file."""
+    if space.model_path:
+        return embedding_model(str(Path(settings.RESIGHT_MODELS_DIR) / space.model_path))
+    return embedding_model(space.model_name)
 
 
 def active_space() -> EmbeddingSpace:
@@ -161,7 +169,7 @@ def embed(
     }
     missing = [a for a in annotations if a.pk not in vectors]
     if missing:
-        model = embedding_model(space.model_name)
+        model = space_model(space)
         if model.key != space.key:
             raise RuntimeError(f"worker has {model.key}, job needs {space.key}")
         crop_of = crops or annotation_crop

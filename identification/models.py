@@ -17,6 +17,16 @@ class EmbeddingSpace(models.Model):
     version = models.CharField(max_length=80)
     dim = models.PositiveIntegerField()
     is_active = models.BooleanField(default=False)
+    model_path = models.CharField(
+        max_length=300, blank=True, help_text="A fine-tuned model's file, relative to RESIGHT_MODELS_DIR"
+    )
+    training_run = models.ForeignKey(
+        "TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reembed_total = models.PositiveIntegerField(default=0)
+    reembedded = models.PositiveIntegerField(default=0)
+    ready_at = models.DateTimeField(null=True, blank=True, help_text="When the catalogue was fully embedded")
+    activated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -302,3 +312,62 @@ class IdentityChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.individual_id} and {self.other_id}"
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    EXPORTING = "exporting", "Exporting the curated set"
+    TRAINING = "training", "Training"
+    EVALUATING = "evaluating", "Evaluating"
+    REJECTED = "rejected", "Not better: kept the active model"
+    REEMBEDDING = "reembedding", "Re-embedding the catalogue"
+    DONE = "done", "Promoted and active"
+    FAILED = "failed", "Failed"
+
+
+RUN_WORKING_STATES = (
+    RunState.QUEUED,
+    RunState.EXPORTING,
+    RunState.TRAINING,
+    RunState.EVALUATING,
+    RunState.REEMBEDDING,
+)
+
+
+class TrainingRun(models.Model):
+    """One retraining: curated set -> training -> evaluation against the active model on the same split ->
+    promotion (re-embedding, then the switch) or rejection (identification.retraining)."""
+
+    state = models.CharField(max_length=12, choices=RunState.choices, default=RunState.QUEUED)
+    trigger = models.CharField(max_length=20, default="threshold")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    curated_annotations = models.PositiveIntegerField(help_text="Identified annotations when it started")
+    species_counts = models.JSONField(default=dict, blank=True, help_text="{species: {individuals, photos}}")
+    split = models.JSONField(default=dict, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    history = models.JSONField(default=list, blank=True, help_text="Per epoch: loss, lr, seconds, images/s")
+    metrics = models.JSONField(default=dict, blank=True, help_text="{active, candidate}: per species group")
+    compared_with = models.ForeignKey(
+        EmbeddingSpace, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    candidate = models.ForeignKey(
+        EmbeddingSpace, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_by = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Training run {self.pk} ({self.get_state_display()})"
+
+    @property
+    def folder_name(self) -> str:
+        # The fine-tuned model's version is its folder's name, so keep it stable and unique.
+        return f"run-{self.pk}"

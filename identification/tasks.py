@@ -12,7 +12,8 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
 from catalog.models import Annotation, MediaAsset
-from identification import calibration, features, jobs
+from identification import calibration, features, jobs, retraining
+from identification.models import RUN_WORKING_STATES, TrainingRun
 from ml_service import imaging
 
 logger = logging.getLogger(__name__)
@@ -82,3 +83,31 @@ def _recover_orphaned_jobs(**kwargs: object) -> None:
     )
     if recovered:
         logger.info("re-enqueued match jobs left by a stopped worker: %s", recovered)
+
+
+@shared_task(acks_late=True)
+def check_retraining() -> None:
+    """Celery beat: start a training run when enough was curated since the last one."""
+    run = retraining.start(trigger="threshold")
+    if run is not None:
+        logger.info("training run %s started: %s annotations identified", run.pk, run.curated_annotations)
+
+
+@shared_task(acks_late=True)
+def run_training(run_id: int) -> None:
+    retraining.run(run_id)
+
+
+@worker_ready.connect
+def _resume_training(sender: object = None, **kwargs: object) -> None:
+    # Only the worker that serves the training queue picks runs up again (training resumes from its last
+    # checkpoint; re-embedding from the annotations still missing).
+    queues = {q.name for q in getattr(getattr(sender, "task_consumer", None), "queues", [])}
+    if queues and "training" not in queues:
+        return
+    freed = retraining.release_dead_claims()
+    stale = TrainingRun.objects.filter(state__in=RUN_WORKING_STATES, claimed_by="")
+    for run_id in stale.values_list("pk", flat=True):
+        run_training.delay(run_id)
+    if freed:
+        logger.info("resumed training runs left by a stopped worker: %s", freed)

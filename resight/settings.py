@@ -194,12 +194,32 @@ CELERY_TASK_DEFAULT_QUEUE = "bulk"
 CELERY_TASK_ROUTES = {
     "identification.tasks.run_match_job": {"queue": "interactive"},
     "identification.tasks.propose_boxes": {"queue": "interactive"},  # a curator is looking at the photo
+    "identification.tasks.check_retraining": {"queue": "training"},
+    "identification.tasks.run_training": {"queue": "training"},
     "identification.tasks.*": {"queue": "bulk"},
     "catalog.tasks.*": {"queue": "bulk"},
 }
 # A zip of photos sent in one request (bulk upload); each photo inside is held to RESIGHT_MAX_UPLOAD_BYTES.
 RESIGHT_MAX_ZIP_BYTES = int(os.environ.get("RESIGHT_MAX_ZIP_BYTES", 4 * 1024**3))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Retraining (identification.retraining): Celery beat checks every RESIGHT_RETRAIN_CHECK_SECONDS whether
+# RESIGHT_RETRAIN_THRESHOLD annotations were identified since the last run; the candidate model is promoted
+# only when its mean one-vs-all top-1 beats the active model's by RESIGHT_RETRAIN_MIN_GAIN points.
+RESIGHT_MODELS_DIR = Path(os.environ.get("RESIGHT_MODELS_DIR", STATE_DIR / "models"))
+RESIGHT_RETRAIN_THRESHOLD = int(os.environ.get("RESIGHT_RETRAIN_THRESHOLD", 500))
+RESIGHT_RETRAIN_CHECK_SECONDS = float(os.environ.get("RESIGHT_RETRAIN_CHECK_SECONDS", 3600))
+RESIGHT_RETRAIN_MIN_GAIN = float(os.environ.get("RESIGHT_RETRAIN_MIN_GAIN", 0.5))
+RESIGHT_TRAIN_BACKBONE = os.environ.get("RESIGHT_TRAIN_BACKBONE", "mobilenetv2")
+RESIGHT_TRAIN_EPOCHS = int(os.environ.get("RESIGHT_TRAIN_EPOCHS", 10))
+RESIGHT_TRAIN_IMAGE_SIZE = int(os.environ.get("RESIGHT_TRAIN_IMAGE_SIZE", 224))
+RESIGHT_TRAIN_BATCH_SIZE = int(os.environ.get("RESIGHT_TRAIN_BATCH_SIZE", 32))
+CELERY_BEAT_SCHEDULE = {
+    "retraining-check": {
+        "task": "identification.tasks.check_retraining",
+        "schedule": RESIGHT_RETRAIN_CHECK_SECONDS,
+    },
+}
 # How long a worker owns a job before another may take it over (a worker that died on another host).
 RESIGHT_JOB_LEASE_SECONDS = int(os.environ.get("RESIGHT_JOB_LEASE_SECONDS", 300))
 

@@ -1,0 +1,322 @@
+"""Retraining from curated identities: the loop that turns curators' decisions into a better model.
+
+    enough newly identified annotations (beat, `check`) -> a TrainingRun
+    -> export the curated crops (masked and mirrored as matching sees them)
+    -> the paper's split -> fine-tune (ml_service.training, checkpointed every epoch)
+    -> score the active and the candidate model on the same test set
+    -> candidate better by RESIGHT_RETRAIN_MIN_GAIN: a new embedding space, the catalogue re-embedded in the
+       background while matching keeps using the active space, then one atomic switch and the fusion
+       calibration refitted; otherwise the run is rejected and nothing changes.
+
+Every step is safe to run again: a worker killed mid-run is re-enqueued when workers start, training resumes
+from its last checkpoint, re-embedding from the annotations still missing, and the active space only changes
+in the final switch. Older spaces keep their vectors, so rolling back is one switch (`activate`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from catalog.models import Annotation, Species
+from identification import features, search
+from identification.models import RUN_WORKING_STATES, EmbeddingSpace, RunState, TrainingRun
+from ml_service import embedding, evaluation, splits, training
+from ml_service.imaging import masked_pixels
+from resight import audit
+from resight.permissions import AnyUser
+
+logger = logging.getLogger(__name__)
+REEMBED_BATCH = 64
+STALE_CLAIM = dt.timedelta(minutes=15)
+
+
+def curated() -> int:
+    return Annotation.objects.filter(individual__isnull=False).count()
+
+
+def newly_curated() -> int:
+    """Identified annotations beyond those the last (not failed) run trained on."""
+    last = TrainingRun.objects.exclude(state=RunState.FAILED).order_by("-created_at").first()
+    return curated() - (last.curated_annotations if last else 0)
+
+
+def start(*, trigger: str, actor: AnyUser | None = None, force: bool = False) -> TrainingRun | None:
+    """A new run when enough was curated since the last (or `force`d), unless one is in progress."""
+    with transaction.atomic():
+        # One run at a time: the lock makes two beat ticks (or a tick and a click) agree.
+        list(TrainingRun.objects.select_for_update().filter(state__in=RUN_WORKING_STATES).values_list("pk"))
+        if TrainingRun.objects.filter(state__in=RUN_WORKING_STATES).exists():
+            return None
+        if not force and newly_curated() < settings.RESIGHT_RETRAIN_THRESHOLD:
+            return None
+        run = TrainingRun.objects.create(
+            trigger=trigger,
+            requested_by=actor if actor is not None and actor.is_authenticated else None,
+            curated_annotations=curated(),
+            compared_with=features.active_space(),
+        )
+        audit.record(actor=actor, action="training_run.start", obj=run, changes={"trigger": trigger})
+        transaction.on_commit(lambda: _enqueue_training(run.pk))
+    return run
+
+
+def _enqueue_training(run_id: int) -> None:
+    from identification.tasks import run_training
+
+    run_training.delay(run_id)
+
+
+def folder(run: TrainingRun) -> Path:
+    return Path(settings.RESIGHT_MODELS_DIR) / run.folder_name
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(run_id: int) -> bool:
+    """Take the run unless a live worker holds it (its heartbeat is recent)."""
+    stale = timezone.now() - STALE_CLAIM
+    return bool(
+        TrainingRun.objects.filter(pk=run_id, state__in=RUN_WORKING_STATES)
+        .filter(Q(claimed_by="") | Q(claimed_by=worker_id()) | Q(heartbeat_at__lt=stale))
+        .update(claimed_by=worker_id(), heartbeat_at=timezone.now())
+    )
+
+
+def release_dead_claims() -> list[int]:
+    """Runs held by a process of this host that is gone (a killed worker): free them to be resumed."""
+    import psutil
+
+    freed = []
+    host = socket.gethostname()
+    for run in TrainingRun.objects.filter(state__in=RUN_WORKING_STATES, claimed_by__startswith=f"{host}:"):
+        if not psutil.pid_exists(int(run.claimed_by.rsplit(":", 1)[1])):
+            TrainingRun.objects.filter(pk=run.pk, claimed_by=run.claimed_by).update(claimed_by="")
+            freed.append(run.pk)
+    return freed
+
+
+def _set(run: TrainingRun, **fields: Any) -> None:
+    for name, value in fields.items():
+        setattr(run, name, value)
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now(), **fields)
+
+
+# --- the steps --------------------------------------------------------------------------------------------
+
+
+def export_curated(run: TrainingRun) -> list[evaluation.Item]:
+    """The identified annotations' crops, as matching sees them (masked, mirrored to the canonical side),
+    in the dataset layout of ml_service (files that exist are kept: resumable)."""
+    root = folder(run) / "data"
+    rows: list[evaluation.Item] = []
+    annotations = (
+        Annotation.objects.filter(individual__isnull=False)
+        .select_related("media_asset", "species", "sighting")
+        .order_by("pk")
+    )
+    for annotation in annotations:
+        side = features.matching_viewpoint(annotation)[0]
+        label = f"{annotation.individual_id}" + (f"-{side}" if annotation.species.separate_sides else "")
+        path = root / "images" / f"{annotation.species_id}-{label}" / f"{annotation.pk}.jpg"
+        if not path.exists():
+            try:
+                crop = features.annotation_crop(annotation)
+            except features.PhotoUnreadable:
+                logger.warning("annotation %s left out of training: photo unreadable", annotation.pk)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            buffer = io.BytesIO()
+            masked_pixels(crop).save(buffer, format="JPEG", quality=92)
+            path.with_suffix(".tmp").write_bytes(buffer.getvalue())
+            path.with_suffix(".tmp").replace(path)
+        rows.append(
+            evaluation.Item(
+                path, label, annotation.species.scientific_name, side, str(annotation.sighting_id)
+            )
+        )
+    with (root / "metadata.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "individual_id", "species", "viewpoint", "encounter"])
+        for item in rows:
+            writer.writerow(
+                [item.path.relative_to(root), item.individual, item.species, item.viewpoint, item.encounter]
+            )
+    return rows
+
+
+def _config() -> training.TrainConfig:
+    return training.TrainConfig(
+        backbone=settings.RESIGHT_TRAIN_BACKBONE,
+        image_size=settings.RESIGHT_TRAIN_IMAGE_SIZE,
+        epochs=settings.RESIGHT_TRAIN_EPOCHS,
+        batch_size=settings.RESIGHT_TRAIN_BATCH_SIZE,
+        # Flip augmentation would mix the sides a species keeps apart.
+        flips=not Species.objects.filter(separate_sides=True).exists(),
+    )
+
+
+def _species_counts(items: list[evaluation.Item]) -> dict[str, dict[str, int]]:
+    photos = Counter(i.species for i in items)
+    individuals = Counter(i.species for i in {(i.species, i.individual): i for i in items}.values())
+    return {s: {"individuals": individuals[s], "photos": photos[s]} for s in sorted(photos)}
+
+
+def _score(model: embedding.EmbeddingModel, items: list[evaluation.Item]) -> dict[str, dict[str, float]]:
+    report = evaluation.evaluate(items, model, [])
+    return {group: methods["global"] for group, methods in report["results"].items()}  # type: ignore[attr-defined]
+
+
+def mean_top1(scores: dict[str, dict[str, float]]) -> float:
+    values = [m["top1"] for m in scores.values() if m.get("queries")]
+    return float(np.mean(values)) if values else 0.0
+
+
+def run(run_id: int, *, stop_after_epochs: int | None = None) -> None:
+    """Carry a run as far as it goes; safe to call again after an interruption."""
+    if not claim(run_id):
+        return
+    run = TrainingRun.objects.select_related("compared_with", "candidate").get(pk=run_id)
+    try:
+        if run.state in (RunState.QUEUED, RunState.EXPORTING, RunState.TRAINING, RunState.EVALUATING):
+            _train_and_evaluate(run, stop_after_epochs)
+        if run.state == RunState.REEMBEDDING and run.candidate is not None:
+            reembed(run.candidate.pk)
+    except Exception as exc:  # the run records every failure; the active model is untouched
+        logger.exception("training run %s failed", run_id)
+        _set(run, state=RunState.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now())
+
+
+def _train_and_evaluate(run: TrainingRun, stop_after_epochs: int | None) -> None:
+    _set(run, state=RunState.EXPORTING)
+    items = export_curated(run)
+    split = splits.paper_split(items, seed=run.pk)
+    if not split.train or not split.test:
+        raise ValueError(f"Too few identified individuals to train and test ({len(items)} annotations).")
+    config = _config()
+    _set(
+        run,
+        state=RunState.TRAINING,
+        species_counts=_species_counts(split.train),
+        split={"train": len(split.train), "test": len(split.test), "unseen_individuals": len(split.unseen)},
+        config=config.__dict__,
+    )
+
+    def beat(entry: training.EpochLog) -> None:
+        _set(run, history=[*run.history, entry.__dict__])
+
+    samples = [training.Sample(i.path, splits.identity(i)) for i in split.train]
+    history = training.train(samples, folder(run), config, log=beat, stop_after=stop_after_epochs)
+    if len(history.epochs) < config.epochs:
+        return  # interrupted on purpose (tests); the next call resumes from the checkpoint
+    _set(run, state=RunState.EVALUATING, history=[e.__dict__ for e in history.epochs])
+    active = features.active_space()
+    candidate_model = _candidate_model(run)
+    metrics: dict[str, Any] = {
+        "active": _score(features.space_model(active), split.test),
+        "candidate": _score(candidate_model, split.test),
+        "active_unseen": _score(features.space_model(active), split.unseen_test()),
+        "candidate_unseen": _score(candidate_model, split.unseen_test()),
+    }
+    gain = mean_top1(metrics["candidate"]) - mean_top1(metrics["active"])
+    metrics["gain"] = round(gain, 2)
+    if gain < settings.RESIGHT_RETRAIN_MIN_GAIN:
+        _set(run, state=RunState.REJECTED, metrics=metrics, compared_with=active, finished_at=timezone.now())
+        return
+    space = _candidate_space(run, candidate_model)
+    _set(run, state=RunState.REEMBEDDING, metrics=metrics, compared_with=active, candidate=space)
+
+
+def _candidate_model(run: TrainingRun) -> embedding.EmbeddingModel:
+    return embedding.FineTuned(folder(run) / training.EXPORT, version=run.folder_name)
+
+
+def _candidate_space(run: TrainingRun, model: embedding.EmbeddingModel) -> EmbeddingSpace:
+    space, _ = EmbeddingSpace.objects.get_or_create(
+        key=model.key,
+        defaults={
+            "model_name": model.name,
+            "version": model.version,
+            "dim": model.dim,
+            "model_path": f"{run.folder_name}/{training.EXPORT}",
+            "training_run": run,
+        },
+    )
+    search.ensure_index(space)
+    return space
+
+
+def reembed(
+    space_id: int, *, batches: int | None = None, progress: Callable[[int], None] | None = None
+) -> bool:
+    """Embed every annotation that has no vector in the space yet, in batches (matching meanwhile uses the
+    active space); when none is left, switch to it. Returns whether the switch happened."""
+    space = EmbeddingSpace.objects.get(pk=space_id)
+    todo = Annotation.objects.exclude(embeddings__space=space).select_related("media_asset", "species")
+    EmbeddingSpace.objects.filter(pk=space.pk).update(
+        reembed_total=Annotation.objects.count(), reembedded=space.embeddings.count()
+    )
+    done, finished = 0, False
+    while batches is None or done < batches:
+        batch = list(todo.order_by("pk")[:REEMBED_BATCH])
+        if not batch:
+            finished = True
+            break
+        features.embed(batch, space, skip_unreadable=True)
+        embedded = set(space.embeddings.filter(annotation__in=batch).values_list("annotation_id", flat=True))
+        unreadable = [a.pk for a in batch if a.pk not in embedded]
+        todo = todo.exclude(pk__in=unreadable)  # a damaged photo cannot be embedded by anyone: skip it
+        EmbeddingSpace.objects.filter(pk=space.pk).update(reembedded=space.embeddings.count())
+        done += 1
+        if progress:
+            progress(done)
+    if not finished:
+        return False
+    activate(space, actor=None, reason="re-embedding complete")
+    run = TrainingRun.objects.filter(candidate=space, state=RunState.REEMBEDDING).first()
+    if run is not None:
+        _set(run, state=RunState.DONE, finished_at=timezone.now())
+    return True
+
+
+def activate(space: EmbeddingSpace, *, actor: AnyUser | None, reason: str) -> EmbeddingSpace:
+    """Make `space` the one matching uses, in one transaction (also the rollback to an older version); the
+    fusion calibration of each species is refitted for it afterwards."""
+    with transaction.atomic():
+        list(EmbeddingSpace.objects.select_for_update().values_list("pk"))
+        previous = EmbeddingSpace.objects.filter(is_active=True).exclude(pk=space.pk).first()
+        EmbeddingSpace.objects.filter(is_active=True).exclude(pk=space.pk).update(is_active=False)
+        now = timezone.now()
+        EmbeddingSpace.objects.filter(pk=space.pk).update(is_active=True, activated_at=now, ready_at=now)
+        audit.record(
+            actor=actor,
+            action="embedding_space.activate",
+            obj=space,
+            changes={"previous": previous.key if previous else None, "reason": reason},
+        )
+        transaction.on_commit(_refit_all)
+    space.refresh_from_db()
+    return space
+
+
+def _refit_all() -> None:
+    from identification.tasks import refit_calibration
+
+    for species_id in Species.objects.values_list("pk", flat=True):
+        refit_calibration.delay(species_id)

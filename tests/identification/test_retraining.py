@@ -1,0 +1,109 @@
+"""The retraining loop end to end on a small synthetic catalogue: curate -> threshold reached -> the beat task
+starts a run -> training -> evaluation against the active model on the same split -> promotion ->
+re-embedding -> matching uses the new version (and a rollback switches back); a worse candidate keeps the
+active version; an interrupted run resumes without touching the active version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from catalog import services as catalog_services
+from identification import features, jobs, retraining, services, tasks
+from identification.models import EmbeddingSpace, RunState, TrainingRun
+from tests.conftest import World, add_photo
+
+
+@pytest.fixture
+def curated(world: World, settings, tmp_path: Path) -> World:
+    settings.RESIGHT_MODELS_DIR = tmp_path / "models"
+    settings.RESIGHT_TRAIN_EPOCHS = 2
+    settings.RESIGHT_TRAIN_IMAGE_SIZE = 64
+    settings.RESIGHT_TRAIN_BATCH_SIZE = 8
+    settings.RESIGHT_RETRAIN_THRESHOLD = 30
+    settings.RESIGHT_MASK_REFINER = ""  # GrabCut is tested elsewhere; here it would only cost time
+    for i in range(8):
+        individual = catalog_services.individual_create(
+            actor=world.users["curator"], project=world.project, species=world.leopard, code=f"T-{i}"
+        )
+        for s in range(5):
+            add_photo(world, 20 + i, seed=20_000 + 10 * i + s, individual=individual, day=5 * s + i)
+    return world
+
+
+def active_key() -> str:
+    return EmbeddingSpace.objects.get(is_active=True).key
+
+
+def test_curated_identities_train_a_model_that_is_promoted_and_used(curated: World, settings) -> None:
+    start_key = features.active_space().key
+    settings.RESIGHT_RETRAIN_THRESHOLD = 1000
+    tasks.check_retraining()  # the beat's tick: not enough curated yet
+    assert not TrainingRun.objects.exists()
+    settings.RESIGHT_RETRAIN_THRESHOLD = 30
+    settings.RESIGHT_RETRAIN_MIN_GAIN = -100.0  # promote whatever it scores (the gate is tested below)
+    tasks.check_retraining()
+    run = TrainingRun.objects.get()
+    assert run.state == RunState.QUEUED and run.curated_annotations >= 40
+    assert retraining.start(trigger="threshold") is None  # one run at a time
+
+    retraining.run(run.pk)
+    run.refresh_from_db()
+    assert run.state == RunState.DONE, run.error
+    assert [e["epoch"] for e in run.history] == [1, 2]
+    assert {"active", "candidate", "active_unseen", "candidate_unseen", "gain"} <= set(run.metrics)
+    assert run.split["test"] > 0 and run.split["unseen_individuals"] >= 1
+    assert run.species_counts["Panthera pardus"]["individuals"] >= 6  # unseen test animals never train
+    assert run.candidate is not None and run.candidate.key == active_key() != start_key
+    assert run.candidate.key == f"finetuned-mobilenetv2@run-{run.pk}"
+    assert run.candidate.reembedded == run.candidate.reembed_total > 0
+
+    query = add_photo(curated, 23, seed=29_999, day=90)
+    job = services.match_job_start(actor=curated.users["curator"], annotation=query)
+    jobs.run(job.pk)
+    job.refresh_from_db()
+    assert job.space.key == run.candidate.key and job.state == "done", job.error
+    assert {c.model_key for c in job.candidates.all()} == {run.candidate.key}
+
+    old = EmbeddingSpace.objects.get(key=start_key)
+    retraining.activate(old, actor=curated.users["admin"], reason="rollback")  # one switch back
+    assert active_key() == start_key
+
+
+def test_a_worse_candidate_keeps_the_active_version(curated: World, settings) -> None:
+    start_key = features.active_space().key
+    settings.RESIGHT_RETRAIN_MIN_GAIN = 100.0  # no candidate gains 100 points
+    run = retraining.start(trigger="manual", actor=curated.users["admin"], force=True)
+    assert run is not None
+    retraining.run(run.pk)
+    run.refresh_from_db()
+    assert run.state == RunState.REJECTED and run.candidate is None
+    assert active_key() == start_key
+    assert EmbeddingSpace.objects.count() == 1
+
+
+def test_interrupted_training_and_reembedding_resume_without_touching_the_active_version(
+    curated: World, settings, monkeypatch
+) -> None:
+    start_key = features.active_space().key
+    settings.RESIGHT_RETRAIN_MIN_GAIN = -100.0
+    run = retraining.start(trigger="manual", force=True)
+    assert run is not None
+    retraining.run(run.pk, stop_after_epochs=1)  # the worker dies after the first epoch
+    run.refresh_from_db()
+    assert run.state == RunState.TRAINING and len(run.history) == 1 and active_key() == start_key
+
+    monkeypatch.setattr(retraining, "REEMBED_BATCH", 5)
+    real_reembed = retraining.reembed
+    monkeypatch.setattr(retraining, "reembed", lambda space_id: real_reembed(space_id, batches=2))
+    retraining.run(run.pk)  # resumes from the checkpoint; re-embedding is cut short again
+    run.refresh_from_db()
+    assert run.state == RunState.REEMBEDDING and [e["epoch"] for e in run.history] == [1, 2]
+    assert run.candidate is not None and run.candidate.reembedded == 10
+    assert active_key() == start_key  # matching still uses the active version
+
+    monkeypatch.setattr(retraining, "reembed", real_reembed)
+    retraining.run(run.pk)
+    run.refresh_from_db()
+    assert run.state == RunState.DONE and active_key() == run.candidate.key
