@@ -18,7 +18,7 @@ ACCENT = "#2f6f4e"
 SIZE = (6.4, 3.0)
 
 
-def _svg(figure: Figure) -> str:
+def svg(figure: Figure) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buffer.getvalue()
@@ -26,7 +26,7 @@ def _svg(figure: Figure) -> str:
     return text[text.index("<svg") :]
 
 
-def _axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
+def axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
     figure = Figure(figsize=SIZE)
     ax = figure.add_subplot()
     ax.set_title(title, fontsize=10, loc="left")
@@ -38,7 +38,7 @@ def _axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
 
 
 def discovery_curve(curve: Sequence[tuple[int, int]]) -> str:
-    figure, ax = _axes("Discovery curve", "Sightings (cumulative effort)", "Individuals identified")
+    figure, ax = axes("Discovery curve", "Sightings (cumulative effort)", "Individuals identified")
     if curve:
         xs, ys = zip(*curve, strict=True)
         ax.step([0, *xs], [0, *ys], where="post", color=ACCENT)
@@ -46,22 +46,22 @@ def discovery_curve(curve: Sequence[tuple[int, int]]) -> str:
         ax.set_ylim(0, max(ys) * 1.15 + 1)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8, frameon=False, loc="upper left")
-    return _svg(figure)
+    return svg(figure)
 
 
 def sightings_histogram(counts: Sequence[int]) -> str:
-    figure, ax = _axes("Sightings per individual", "Sightings", "Individuals")
+    figure, ax = axes("Sightings per individual", "Sightings", "Individuals")
     if counts:
         top = max(counts)
         ax.hist(counts, bins=[b - 0.5 for b in range(1, top + 2)], color=ACCENT, rwidth=0.85)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    return _svg(figure)
+    return svg(figure)
 
 
 def encounter_history(dates: Sequence[dt.datetime]) -> str:
     """One mark per sighting on a time axis: gaps and seasons show at a glance."""
-    figure, ax = _axes("Encounter history", "", "")
+    figure, ax = axes("Encounter history", "", "")
     figure.set_size_inches(6.4, 1.4)
     if dates:
         ax.plot(mdates.date2num(dates), [1] * len(dates), "|", markersize=22, mew=2, color=ACCENT)
@@ -72,4 +72,4 @@ def encounter_history(dates: Sequence[dt.datetime]) -> str:
     ax.set_yticks([])
     ax.spines[["left"]].set_visible(False)
     figure.autofmt_xdate()
-    return _svg(figure)
+    return svg(figure)

@@ -301,8 +301,11 @@ def activate(space: EmbeddingSpace, *, actor: AnyUser | None, reason: str) -> Em
     with transaction.atomic():
         list(EmbeddingSpace.objects.select_for_update().values_list("pk"))
         previous = EmbeddingSpace.objects.filter(is_active=True).exclude(pk=space.pk).first()
-        EmbeddingSpace.objects.filter(is_active=True).exclude(pk=space.pk).update(is_active=False)
         now = timezone.now()
+        # The version it replaces served matching until now: it stays ready for a rollback (jobs embed any
+        # annotation it lacks on the way).
+        EmbeddingSpace.objects.filter(is_active=True, ready_at__isnull=True).update(ready_at=now)
+        EmbeddingSpace.objects.filter(is_active=True).exclude(pk=space.pk).update(is_active=False)
         EmbeddingSpace.objects.filter(pk=space.pk).update(is_active=True, activated_at=now, ready_at=now)
         audit.record(
             actor=actor,

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from catalog.models import Annotation, Individual, IndividualStatus, Sex
-from identification.models import Decision, IdentityChange, IdentityChangeKind, MatchCandidate, MatchJob
+from identification.models import (
+    AnnotationEmbedding,
+    Decision,
+    EmbeddingSpace,
+    IdentityChange,
+    IdentityChangeKind,
+    MatchCandidate,
+    MatchJob,
+)
 from resight.permissions import Action, AnyUser, scope
 
 
@@ -131,3 +140,20 @@ def identity_changes_of(individual: Individual) -> QuerySet[IdentityChange]:
         .select_related("individual", "other", "actor")
         .annotate(undone=Exists(undone))
     )
+
+
+def space_vectors(
+    user: AnyUser, space: EmbeddingSpace, species_id: int, limit: int
+) -> tuple[np.ndarray, list[str]]:
+    """Vectors of the identified annotations of a species in a space that `user` may see, with their
+    individuals' codes (for the registry's embedding map)."""
+    visible = scope(Annotation.objects.all(), user, Action.VIEW).filter(individual__isnull=False)
+    rows = list(
+        AnnotationEmbedding.objects.filter(space=space, species_id=species_id, annotation__in=visible)
+        .order_by("annotation_id")
+        .values_list("vector", "annotation__individual__code")[:limit]
+    )
+    vectors = np.array(
+        [np.asarray(getattr(v, "to_list", lambda v=v: v)(), dtype=np.float32) for v, _ in rows]
+    ).reshape(len(rows), -1)
+    return vectors, [code for _, code in rows]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.test import Client
 
 from catalog import services as catalog_services
 from identification import features, jobs, retraining, services, tasks
@@ -66,8 +67,19 @@ def test_curated_identities_train_a_model_that_is_promoted_and_used(curated: Wor
     assert job.space.key == run.candidate.key and job.state == "done", job.error
     assert {c.model_key for c in job.candidates.all()} == {run.candidate.key}
 
+    page = Client()
+    page.force_login(curated.users["curator"])
+    registry = page.get("/models/").content.decode()
+    assert run.candidate.key in registry and "Training loss" in registry and "Candidate" in registry
+    drawn = page.get("/models/map.svg", {"space": run.candidate.pk, "species": curated.leopard.pk})
+    assert drawn["Content-Type"] == "image/svg+xml" and b"<svg" in drawn.content
     old = EmbeddingSpace.objects.get(key=start_key)
-    retraining.activate(old, actor=curated.users["admin"], reason="rollback")  # one switch back
+    assert page.post(f"/models/{old.pk}/activate/").status_code == 403  # operators only
+    staff = curated.users["admin"]
+    staff.is_staff = True
+    staff.save()
+    page.force_login(staff)
+    assert page.post(f"/models/{old.pk}/activate/").status_code == 302  # one switch back: the rollback
     assert active_key() == start_key
 
 

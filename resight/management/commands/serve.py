@@ -1,7 +1,8 @@
 """`manage.py serve`: the one command that runs the platform.
 
-Migrates, loads the demo catalogue (unless --no-demo), starts the Celery workers (one for the `interactive`
-queue, one for `bulk` and `training`, so a curator's match job never waits behind an import), then serves on
+Migrates, loads the demo catalogue (unless --no-demo), starts the Celery workers (one per queue:
+`interactive`, `bulk`, `training`, so a curator's match job never waits behind an import or a training run)
+and Celery beat (the periodic retraining check), then serves on
 127.0.0.1 with waitress, a production WSGI server that needs no compiler or system service. Ctrl-C or
 SIGTERM stops the workers and the server cleanly, and with them the embedded PostgreSQL.
 """
@@ -11,9 +12,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -69,7 +72,8 @@ class Command(BaseCommand):
             stop_workers(workers)
 
 
-WORKERS = {"interactive": "interactive", "bulk": "bulk,training"}
+# One process per workload, so an hour of training never holds up an upload, nor an upload a match job.
+WORKERS = {"interactive": "interactive", "bulk": "bulk", "training": "training"}
 
 
 def start_workers() -> list[subprocess.Popen[bytes]]:
@@ -94,6 +98,10 @@ def start_workers() -> list[subprocess.Popen[bytes]]:
             "INFO",
         ]
         processes.append(subprocess.Popen(command))
+    # Celery beat: the periodic retraining check (CELERY_BEAT_SCHEDULE), its state in the state folder.
+    schedule = Path(settings.STATE_DIR) / "celerybeat-schedule"
+    beat = [sys.executable, "-m", "celery", "-A", "resight", "beat", "--schedule", str(schedule)]
+    processes.append(subprocess.Popen([*beat, "--loglevel", "INFO"]))
     return processes
 
 

@@ -1,0 +1,99 @@
+"""The model registry: embedding-space versions, training runs with their metrics side by side and loss
+curves, re-embedding progress, an embedding map per species and version; operators (staff) start a run or
+switch versions (rollback)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from catalog.models import Species
+from identification import plots, retraining, selectors
+from identification.models import EmbeddingSpace, TrainingRun
+
+
+def _require_staff(request: HttpRequest) -> None:
+    if not getattr(request.user, "is_staff", False):
+        raise PermissionDenied("Model versions are the operators' (staff) to change.")
+
+
+def _comparison(run: TrainingRun) -> list[dict[str, object]]:
+    """Per species group and test set: the active and the candidate model's metrics, side by side."""
+    rows = []
+    for part, label in (("", "test"), ("_unseen", "unseen in training")):
+        active, candidate = run.metrics.get(f"active{part}", {}), run.metrics.get(f"candidate{part}", {})
+        for group in sorted(set(active) | set(candidate)):
+            rows.append(
+                {"group": group, "set": label, "active": active.get(group), "candidate": candidate.get(group)}
+            )
+    return rows
+
+
+@login_required
+@require_GET
+def model_registry(request: HttpRequest) -> HttpResponse:
+    spaces = EmbeddingSpace.objects.select_related("training_run").annotate(vectors=Count("embeddings"))
+    runs = TrainingRun.objects.select_related("candidate", "compared_with")[:20]
+    chosen = runs.filter(pk=request.GET["run"]).first() if request.GET.get("run", "").isdigit() else None
+    run = chosen or (runs[0] if runs else None)
+    species = Species.objects.filter(annotations__individual__isnull=False).distinct()
+    return render(
+        request,
+        "identification/models.html",
+        {
+            "spaces": spaces.order_by("-created_at"),
+            "runs": runs,
+            "run": run,
+            "comparison": _comparison(run) if run else [],
+            "loss_svg": plots.loss_curve(run.history) if run else "",
+            "species": species,
+            "newly_curated": retraining.newly_curated(),
+            "params": request.GET,
+        },
+    )
+
+
+@login_required
+@require_GET
+def model_map(request: HttpRequest) -> HttpResponse:
+    """The t-SNE map of one species in one space (only the annotations the user may see)."""
+    space = get_object_or_404(EmbeddingSpace, pk=request.GET.get("space", "0") or 0)
+    species = get_object_or_404(Species, pk=request.GET.get("species", "0") or 0)
+    vectors, labels = selectors.space_vectors(request.user, space, species.pk, plots.MAP_MAX_POINTS)
+    body = plots.embedding_map(
+        vectors, labels, f"{species.common_name} in {space.key} ({len(labels)} photos)"
+    )
+    response = HttpResponse(body, content_type="image/svg+xml")
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@login_required
+@require_POST
+def model_train(request: HttpRequest) -> HttpResponse:
+    _require_staff(request)
+    run = retraining.start(trigger="manual", actor=request.user, force=True)
+    if run is None:
+        messages.error(request, "A training run is in progress already.")
+    else:
+        messages.success(request, f"Training run {run.pk} queued on the training worker.")
+    return redirect("model-registry")
+
+
+@login_required
+@require_POST
+def model_activate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Switch matching to an embedding space whose catalogue is fully embedded (also the rollback)."""
+    _require_staff(request)
+    space = get_object_or_404(EmbeddingSpace, pk=pk)
+    if space.ready_at is None:
+        messages.error(request, f"{space.key} has not finished re-embedding the catalogue.")
+    else:
+        retraining.activate(space, actor=request.user, reason="chosen in the registry")
+        messages.success(request, f"Matching now uses {space.key}.")
+    return redirect("model-registry")
