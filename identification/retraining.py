@@ -219,7 +219,8 @@ def _train_and_evaluate(run: TrainingRun, stop_after_epochs: int | None) -> None
     )
 
     def beat(entry: training.EpochLog) -> None:
-        _set(run, history=[*run.history, entry.__dict__])
+        earlier = [h for h in run.history if h["epoch"] < entry.epoch]
+        _set(run, history=[*earlier, entry.__dict__])
 
     samples = [training.Sample(i.path, splits.identity(i)) for i in split.train]
     history = training.train(samples, folder(run), config, log=beat, stop_after=stop_after_epochs)

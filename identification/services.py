@@ -310,6 +310,12 @@ def _identities_changed(actor: AnyUser, change: IdentityChange, species_id: int)
     transaction.on_commit(lambda: refit_calibration.delay(species_id))
 
 
+def _retire(individual: Individual, *, into: Individual) -> None:
+    Individual.objects.filter(pk=individual.pk).update(
+        status=IndividualStatus.MERGED, merged_into=into, updated_at=timezone.now()
+    )
+
+
 def individual_merge(*, actor: AnyUser, source: Individual, target: Individual) -> IdentityChange:
     """Move every annotation of `source` to `target` and mark `source` merged into it."""
     require(actor, source, Action.CURATE)
@@ -325,9 +331,7 @@ def individual_merge(*, actor: AnyUser, source: Individual, target: Individual) 
         )
         _move(ids, source=source, target=target)
         previous_status = source.status
-        Individual.objects.filter(pk=source.pk).update(
-            status=IndividualStatus.MERGED, merged_into=target, updated_at=timezone.now()
-        )
+        _retire(source, into=target)
         change = IdentityChange.objects.create(
             kind=IdentityChangeKind.MERGE,
             individual=source,
@@ -400,9 +404,7 @@ def identity_change_undo(*, actor: AnyUser, change: IdentityChange) -> IdentityC
                     {"change": [f"{other.code} has photos added since the split: move them first."]}
                 )
             _move(ids, source=other, target=original)
-            Individual.objects.filter(pk=other.pk).update(
-                status=IndividualStatus.MERGED, merged_into=original, updated_at=timezone.now()
-            )
+            _retire(other, into=original)
         undo = IdentityChange.objects.create(
             kind=IdentityChangeKind.UNDO,
             individual=original,

@@ -343,7 +343,6 @@ def train(
         lr = float(scheduler.get_last_lr()[1])
         entry = EpochLog(epoch + 1, total / max(seen, 1), lr, seconds, seen / seconds)
         history.epochs.append(entry)
-        log(entry)
         state = {
             "network": network.state_dict(),
             "head": head.state_dict(),
@@ -361,6 +360,7 @@ def train(
         # Write then rename: a run killed mid-write keeps its previous checkpoint intact.
         torch.save(state, out / f"{CHECKPOINT}.tmp")
         (out / f"{CHECKPOINT}.tmp").replace(checkpoint)
+        log(entry)  # after the checkpoint: what is reported done is never redone after a crash
     export(network, config, out / EXPORT)
     (out / "history.json").write_text(json.dumps(asdict(history), indent=1))
     return history

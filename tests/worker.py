@@ -22,6 +22,7 @@ class Worker:
     def __init__(self, media_root: Path, queues: str = "interactive") -> None:
         self.media_root = media_root
         self.queues = queues
+        self.env: dict[str, str] = {}  # extra settings for the worker process (RESIGHT_* variables)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -30,6 +31,7 @@ class Worker:
             "RESIGHT_DB_NAME": connection.settings_dict["NAME"],  # the test database
             "RESIGHT_MEDIA_ROOT": str(self.media_root),
             "RESIGHT_BROKER_DIR": str(settings.BROKER_DIR),
+            **self.env,
         }
         self.process = subprocess.Popen(
             [

@@ -14,6 +14,7 @@ from catalog import services as catalog_services
 from identification import features, jobs, retraining, services, tasks
 from identification.models import EmbeddingSpace, RunState, TrainingRun
 from tests.conftest import World, add_photo
+from tests.worker import Worker, wait_for
 
 
 @pytest.fixture
@@ -119,3 +120,43 @@ def test_interrupted_training_and_reembedding_resume_without_touching_the_active
     retraining.run(run.pk)
     run.refresh_from_db()
     assert run.state == RunState.DONE and active_key() == run.candidate.key
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_training_worker_killed_mid_run_resumes_after_restart(
+    curated: World, worker: Worker, tmp_path: Path, settings
+) -> None:
+    """A real Celery worker on the training queue is killed (SIGKILL) after its first epoch; restarted, it
+    resumes from the checkpoint and finishes, and the active version never changed meanwhile."""
+    start_key = features.active_space().key
+    worker.queues = "training"
+    worker.env = {
+        "RESIGHT_MODELS_DIR": str(settings.RESIGHT_MODELS_DIR),
+        "RESIGHT_TRAIN_EPOCHS": "4",
+        "RESIGHT_TRAIN_IMAGE_SIZE": "64",
+        "RESIGHT_TRAIN_BATCH_SIZE": "8",
+        "RESIGHT_MASK_REFINER": "",
+        "RESIGHT_RETRAIN_MIN_GAIN": "100",  # the candidate is rejected: the active version stays
+    }
+    settings.RESIGHT_TRAIN_EPOCHS = 4
+    run = retraining.start(trigger="manual", force=True)
+    assert run is not None
+    tasks.run_training.delay(run.pk)  # what the on-commit hook does in the platform
+    worker.start()
+    wait_for(lambda: len(TrainingRun.objects.get(pk=run.pk).history) >= 1, timeout=300)
+    worker.kill()
+    stranded = TrainingRun.objects.get(pk=run.pk)
+    assert stranded.state == RunState.TRAINING and len(stranded.history) < 4
+    assert active_key() == start_key
+    worker.start()  # worker_ready frees the dead worker's claim and enqueues the run again
+    finished = wait_for(
+        lambda: (
+            (r := TrainingRun.objects.get(pk=run.pk)).state
+            not in (RunState.QUEUED, RunState.TRAINING, RunState.EXPORTING, RunState.EVALUATING)
+            and r
+        ),
+        timeout=300,
+    )
+    assert finished.state == RunState.REJECTED, finished.error
+    assert [e["epoch"] for e in finished.history] == [1, 2, 3, 4]  # resumed, not restarted
+    assert active_key() == start_key
