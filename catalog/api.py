@@ -40,6 +40,7 @@ class SpeciesSerializer(serializers.ModelSerializer[Species]):
             "body_parts",
             "locations_sensitive",
             "canonical_viewpoint",
+            "separate_sides",
         ]
 
 
