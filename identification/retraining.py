@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -42,6 +42,7 @@ from resight.permissions import AnyUser
 
 logger = logging.getLogger(__name__)
 REEMBED_BATCH = 64
+RUN_LOCK = 0x7265_7369  # any constant shared by every process of the platform
 STALE_CLAIM = dt.timedelta(minutes=15)
 
 
@@ -58,8 +59,10 @@ def newly_curated() -> int:
 def start(*, trigger: str, actor: AnyUser | None = None, force: bool = False) -> TrainingRun | None:
     """A new run when enough was curated since the last (or `force`d), unless one is in progress."""
     with transaction.atomic():
-        # One run at a time: the lock makes two beat ticks (or a tick and a click) agree.
-        list(TrainingRun.objects.select_for_update().filter(state__in=RUN_WORKING_STATES).values_list("pk"))
+        # One run at a time: a transaction-scoped advisory lock makes two beat ticks (or a tick and a click)
+        # agree even when no run row exists yet to lock.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RUN_LOCK])
         if TrainingRun.objects.filter(state__in=RUN_WORKING_STATES).exists():
             return None
         if not force and newly_curated() < settings.RESIGHT_RETRAIN_THRESHOLD:

@@ -268,7 +268,9 @@ def train(
     classes = sorted({s.label for s in samples})
     index = {c: i for i, c in enumerate(classes)}
     counts = Counter(s.label for s in samples)
+    # Channels-last: 1.6x the images/s of NCHW for the same step on CPU (benchmarks/training.py).
     network = EmbeddingNetwork(config.backbone).to(device)
+    network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
     head = SubCenterArcFace(
         network.dim,
         len(classes),
@@ -331,7 +333,8 @@ def train(
         network.train()
         began, total, seen = time.monotonic(), 0.0, 0
         for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
+            images = images.to(device, memory_format=torch.channels_last)
+            labels = labels.to(device)
             loss = head(network(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
