@@ -270,7 +270,7 @@ def train(
     counts = Counter(s.label for s in samples)
     # Channels-last: 1.6x the images/s of NCHW for the same step on CPU (benchmarks/training.py).
     network = EmbeddingNetwork(config.backbone).to(device)
-    network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
+    network.to(memory_format=torch.channels_last)
     head = SubCenterArcFace(
         network.dim,
         len(classes),
