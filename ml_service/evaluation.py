@@ -109,6 +109,15 @@ def evaluate(
     progress: Progress = _no_progress,
 ) -> dict[str, object]:
     crops = [crop(load_oriented(i.path)) for i in progress(items, "loading", len(items))]
+    if not crops:  # e.g. a small catalogue's split with no unseen individual: nothing to score
+        return {
+            "model": model.key,
+            "matchers": [m.key for m in matchers],
+            "shortlist": shortlist,
+            "images": 0,
+            "individuals": 0,
+            "results": {},
+        }
     embeddings = np.concatenate(
         [
             model.predict(crops[s : s + 64])

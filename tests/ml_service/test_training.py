@@ -119,3 +119,10 @@ def test_the_exported_model_embeds_like_any_version(tmp_path: Path) -> None:
     vectors = model.predict([crop(load_oriented(i.path)) for i in items[:2]])
     assert vectors.shape == (2, 1280)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_an_empty_test_set_scores_nothing_instead_of_failing(tmp_path: Path) -> None:
+    from ml_service import evaluation
+
+    report = evaluation.evaluate([], embedding.MobileNetV2ImageNet())
+    assert report["results"] == {} and report["images"] == 0
