@@ -38,8 +38,10 @@ def _comparison(run: TrainingRun) -> list[dict[str, object]]:
 @require_GET
 def model_registry(request: HttpRequest) -> HttpResponse:
     spaces = EmbeddingSpace.objects.select_related("training_run").annotate(vectors=Count("embeddings"))
-    runs = TrainingRun.objects.select_related("candidate", "compared_with")[:20]
-    chosen = runs.filter(pk=request.GET["run"]).first() if request.GET.get("run", "").isdigit() else None
+    all_runs = TrainingRun.objects.select_related("candidate", "compared_with")
+    runs = all_runs[:20]
+    wanted = request.GET.get("run", "")
+    chosen = all_runs.filter(pk=int(wanted)).first() if wanted.isdigit() else None
     run = chosen or (runs[0] if runs else None)
     species = Species.objects.filter(annotations__individual__isnull=False).distinct()
     return render(

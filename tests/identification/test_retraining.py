@@ -70,7 +70,7 @@ def test_curated_identities_train_a_model_that_is_promoted_and_used(curated: Wor
 
     page = Client()
     page.force_login(curated.users["curator"])
-    registry = page.get("/models/").content.decode()
+    registry = page.get("/models/", {"run": run.pk}).content.decode()
     assert run.candidate.key in registry and "Training loss" in registry and "Candidate" in registry
     drawn = page.get("/models/map.svg", {"space": run.candidate.pk, "species": curated.leopard.pk})
     assert drawn["Content-Type"] == "image/svg+xml" and b"<svg" in drawn.content
