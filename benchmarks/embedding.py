@@ -1,4 +1,5 @@
-"""Embedding throughput: eager fp32 (baseline) vs channels-last and bf16 autocast, per model and size.
+"""Embedding throughput: eager fp32 (baseline) vs channels-last, bf16 autocast and torch.compile, per model
+and size (the compiled variant's one-off compile happens in its warm-up, outside the timing).
 
 python -m benchmarks.embedding [--images 32] [--batch 16] [--sizes 224,320]
 """
@@ -40,7 +41,7 @@ def throughput(
 def variants(name: str, size: int) -> dict[str, embedding.EmbeddingModel]:
     """The baseline (eager, NCHW, fp32) and the optimised paths, all of one model at one input size."""
 
-    def make(channels_last: bool, dtype: torch.dtype) -> embedding.EmbeddingModel:
+    def make(channels_last: bool, dtype: torch.dtype, compiled: bool = False) -> embedding.EmbeddingModel:
         if name == "miewid-msv3":
             # Speed does not depend on the weights: a random network of the same architecture, no download.
             model: embedding.EmbeddingModel = embedding.MiewIdMsv3(weights_path="unused", dtype=dtype)
@@ -48,6 +49,7 @@ def variants(name: str, size: int) -> dict[str, embedding.EmbeddingModel]:
         else:
             model = embedding.MobileNetV2ImageNet(dtype=dtype)
         model.channels_last = channels_last
+        model.compiled = compiled
         model.preprocessing = embedding.Preprocessing(size=size)
         return model
 
@@ -55,6 +57,7 @@ def variants(name: str, size: int) -> dict[str, embedding.EmbeddingModel]:
         "eager NCHW fp32": make(False, torch.float32),
         "channels-last fp32": make(True, torch.float32),
         "channels-last bf16": make(True, torch.bfloat16),
+        "channels-last compiled": make(True, torch.float32, compiled=True),
     }
 
 

@@ -34,7 +34,9 @@ class PhotoUnreadable(ValueError):
 @cache
 def embedding_model(name: str) -> embedding.EmbeddingModel:
     dtype = torch.bfloat16 if settings.RESIGHT_EMBEDDING_BF16 else torch.float32
-    return embedding.get_model(name, dtype=dtype)
+    model = embedding.get_model(name, dtype=dtype)
+    model.compiled = settings.RESIGHT_EMBEDDING_COMPILE
+    return model
 
 
 @cache

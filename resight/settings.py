@@ -228,6 +228,9 @@ RESIGHT_EMBEDDING_MODEL = os.environ.get("RESIGHT_EMBEDDING_MODEL", "imagenet-mo
 # bfloat16 autocast: 1.5-2.3x faster on CPUs with native bf16 (benchmarks/embedding.py), same top-1 on
 # catfaces; slower where bf16 is emulated. A separate embedding space (key "+bf16").
 RESIGHT_EMBEDDING_BF16 = _env_bool("RESIGHT_EMBEDDING_BF16", False)
+# torch.compile the embedding network in each worker: faster batches (benchmarks/embedding.py) after a
+# one-off compile at the first use; needs a C++ compiler on the worker machine.
+RESIGHT_EMBEDDING_COMPILE = _env_bool("RESIGHT_EMBEDDING_COMPILE", False)
 RESIGHT_LOCAL_MATCHER = os.environ.get("RESIGHT_LOCAL_MATCHER", "sift")
 RESIGHT_SHORTLIST = int(os.environ.get("RESIGHT_SHORTLIST", 20))
 # Keeps each annotation to the animal's pixels before embedding and local features ("" to disable).

@@ -197,3 +197,12 @@ def test_bf16_embeddings_are_a_version_of_their_own_and_agree_with_fp32(mobilene
     assert fast.key == mobilenet.key + "+bf16"
     crops = [shot(1, 10), shot(2, 12)]
     assert np.abs(fast.predict(crops) - mobilenet.predict(crops)).max() < 0.05
+
+
+def test_the_compiled_network_gives_the_eager_vectors_for_any_batch_size(mobilenet) -> None:
+    compiled = embedding.get_model("imagenet-mobilenetv2")
+    compiled.compiled = True
+    crops = [shot(1, 10), shot(2, 12), shot(3, 13)]
+    assert compiled.key == mobilenet.key  # the same vectors: the same version
+    assert np.abs(compiled.predict(crops, batch_size=2) - mobilenet.predict(crops)).max() < 1e-4
+    assert np.abs(compiled.predict(crops[:1]) - mobilenet.predict(crops[:1])).max() < 1e-4
