@@ -33,7 +33,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile, File
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -120,7 +120,7 @@ def receive_file(batch: UploadBatch, name: str, data: bytes) -> UploadItem:
     item = UploadItem(batch=batch, name=clean, size_bytes=len(data))
     item.file.save(f"{len(data)}-{posixpath.basename(clean)}", ContentFile(data), save=False)
     item.save()
-    UploadBatch.objects.filter(pk=batch.pk).update(total=batch.items.count(), updated_at=timezone.now())
+    UploadBatch.objects.filter(pk=batch.pk).update(total=F("total") + 1, updated_at=timezone.now())
     return item
 
 
@@ -128,6 +128,7 @@ def expand_zip(batch: UploadBatch) -> None:
     """Stage the photos of the batch's zip (and take its CSV, when none was sent apart). Resumable: photos
     already staged are skipped."""
     assert batch.source_zip
+    staged = set(batch.items.values_list("name", flat=True))
     with batch.source_zip.open("rb") as f, zipfile.ZipFile(f) as archive:
         csv_entry = None
         for entry in archive.infolist():
@@ -137,7 +138,7 @@ def expand_zip(batch: UploadBatch) -> None:
             if name.lower().endswith(".csv"):
                 csv_entry = csv_entry or entry
                 continue
-            if not is_photo_name(name) or batch.items.filter(name=name).exists():
+            if not is_photo_name(name) or name in staged:
                 continue
             # The declared size is checked before reading, so a zip bomb is refused without inflating it.
             if entry.file_size > settings.RESIGHT_MAX_UPLOAD_BYTES:
@@ -147,6 +148,7 @@ def expand_zip(batch: UploadBatch) -> None:
                     size_bytes=entry.file_size,
                     rejected="Larger than the upload limit.",
                 )
+                UploadBatch.objects.filter(pk=batch.pk).update(total=F("total") + 1)
                 continue
             receive_file(batch, name, archive.read(entry))
         if csv_entry is not None and not batch.csv:
@@ -194,12 +196,23 @@ def _number(row: dict[str, str], column: str, problems: list[str]) -> float | No
         return None
 
 
-def _species(value: str, default: Species | None, problems: list[str]) -> Species | None:
+def species_by_name() -> dict[str, Species]:
+    """Species by lower-cased scientific and common name: one query per dry run, not one per row."""
+    index: dict[str, Species] = {}
+    for species in Species.objects.all():
+        index.setdefault(species.common_name.lower(), species)
+        index[species.scientific_name.lower()] = species  # unique; wins over a common name
+    return index
+
+
+def _species(
+    value: str, default: Species | None, known: dict[str, Species], problems: list[str]
+) -> Species | None:
     if not value:
         if default is None:
             problems.append("No species: add a species column or choose a default species.")
         return default
-    found = Species.objects.filter(Q(scientific_name__iexact=value) | Q(common_name__iexact=value)).first()
+    found = known.get(value.lower())
     if found is None:
         problems.append(f"Unknown species {value!r}.")
     return found
@@ -228,10 +241,12 @@ def _time(row: dict[str, str], batch: UploadBatch, problems: list[str]) -> dt.da
     return parsed
 
 
-def plan_row(batch: UploadBatch, row: dict[str, str], name: str) -> tuple[dict[str, Any], list[str]]:
+def plan_row(
+    batch: UploadBatch, row: dict[str, str], name: str, known: dict[str, Species]
+) -> tuple[dict[str, Any], list[str]]:
     """Check one CSV row (or a photo's defaults) and turn it into what the import will create."""
     problems: list[str] = []
-    species = _species(row.get("species", ""), batch.species, problems)
+    species = _species(row.get("species", ""), batch.species, known, problems)
     viewpoint = (row.get("viewpoint") or batch.viewpoint or Viewpoint.UNKNOWN).lower()
     if viewpoint not in Viewpoint.values:
         problems.append(f"Unknown viewpoint {viewpoint!r} (one of {', '.join(Viewpoint.values)}).")
@@ -295,6 +310,12 @@ def _individual_problems(batch: UploadBatch, species: Species | None, code: str)
 def _rows_by_item(
     batch: UploadBatch, items: list[UploadItem], rows: list[dict[str, str]], problems: list[Problem]
 ) -> dict[int, dict[str, str]]:
+    # Rows of photos imported before an import stopped half-way (matched by path or file name, as below).
+    imported = {
+        n
+        for path in batch.items.filter(state=ItemState.IMPORTED).values_list("name", flat=True)
+        for n in (path, posixpath.basename(path))
+    }
     by_name = {i.name: i for i in items}
     by_base: dict[str, list[UploadItem]] = {}
     for each in items:
@@ -305,6 +326,8 @@ def _rows_by_item(
         item = by_name.get(name)
         if item is None and len(by_base.get(posixpath.basename(name), [])) == 1:
             item = by_base[posixpath.basename(name)][0]
+        if item is None and name in imported:
+            continue
         if item is None:
             problems.append(Problem(line, name or "(empty)", "No such photo in this upload."))
         elif item.pk in matched:
@@ -339,8 +362,10 @@ def _check_photo(
 
 
 def check(batch: UploadBatch) -> list[Problem]:
-    """The dry run: plan every photo, list every problem, write nothing to the catalogue."""
-    items = list(batch.items.order_by("name"))
+    """The dry run: plan every photo still to import, list every problem, write nothing to the catalogue.
+    (After an import stopped half-way, the photos already imported are no longer checked.)"""
+    items = list(batch.items.filter(state=ItemState.RECEIVED).order_by("name"))
+    known = species_by_name()
     problems: list[Problem] = []
     rows: list[dict[str, str]] = []
     if batch.csv:
@@ -356,7 +381,7 @@ def check(batch: UploadBatch) -> list[Problem]:
         line = int(row["_row"]) if row else None
         if batch.csv and row is None:
             problems.append(Problem(None, item.name, "No row in the CSV for this photo."))
-        plan, messages = plan_row(batch, row or {}, item.name)
+        plan, messages = plan_row(batch, row or {}, item.name, known)
         image, photo_problem = _check_photo(batch, item, seen)
         if photo_problem:
             messages.append(photo_problem)
@@ -564,11 +589,11 @@ def _read_csv_upload(stream: IO[bytes]) -> bytes:
 
 
 def _require_open(actor: AnyUser, batch: UploadBatch) -> None:
+    """Photos, a CSV or a new check are taken until the import is done; after an import that stopped
+    half-way (FAILED) too: the check then covers the photos not imported yet."""
     require(actor, batch, Action.CONTRIBUTE)
     if batch.state not in (BatchState.RECEIVING, BatchState.INVALID, BatchState.VALID, BatchState.FAILED):
         raise ValidationError({"batch": [f"The upload is {batch.get_state_display().lower()}: wait for it."]})
-    if batch.imported:
-        raise ValidationError({"batch": ["Photos of this upload are already imported: start a new upload."]})
 
 
 def batch_add_photo(*, actor: AnyUser, batch: UploadBatch, name: str, stream: IO[bytes]) -> UploadItem:

@@ -11,10 +11,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-from catalog import bulk
+from catalog import bulk, services
 from catalog.models import Annotation, BatchState, Individual, ItemState, MediaAsset, Sighting, UploadBatch
 from identification.models import MatchJob
-from tests.conftest import World, photo_bytes
+from tests.conftest import World, photo_bytes, upload
 
 GOOD_CSV = """file,time,latitude,longitude,location_name,species,individual,viewpoint,body_part,sighting
 images/a.jpg,2026-05-01 06:10,-1.30,35.10,Rhino Ridge,Panthera pardus,L1,left,flank,s1
@@ -322,3 +322,24 @@ def test_bulk_upload_through_the_api(world: World, api_client_for) -> None:
     assert "No row in the CSV for this photo." in {p["message"] for p in report["problems"]}
     outsider = api_client_for(world.users["outsider"])
     assert outsider.get(f"/api/upload-batches/{batch_id}/").status_code == 404
+
+
+def test_an_import_stopped_by_a_changed_catalogue_is_checked_again_for_what_is_left(world: World) -> None:
+    batch = new_batch(world, csv=GOOD_CSV)
+    bulk.run_check(batch.pk)
+    bulk.batch_import(actor=world.users["curator"], batch=batch)
+    # Before the worker gets to it, someone uploads c.jpg to the project by hand.
+    services.media_asset_create(
+        actor=world.users["curator"], project=world.project, photo=upload("c.jpg", photos()["images/c.jpg"])
+    )
+    bulk.run_import(batch.pk)
+    batch.refresh_from_db()
+    assert (batch.state, batch.imported) == (BatchState.FAILED, 2) and "already in the project" in batch.error
+    bulk.batch_check(actor=world.users["curator"], batch=batch)  # the uploader may check again
+    bulk.run_check(batch.pk)
+    batch.refresh_from_db()
+    # Only the photo still to import is checked; the rows of the two imported ones are not "missing".
+    assert batch.state == BatchState.INVALID
+    assert [(p["file"], p["message"].split(" (")[0]) for p in batch.problems] == [
+        ("images/c.jpg", "Already in the project")
+    ]
