@@ -10,6 +10,7 @@ from celery.signals import worker_ready
 
 from catalog import bulk
 from catalog.models import BatchState, UploadBatch
+from resight.celery import serves
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +26,12 @@ def import_batch(batch_id: int) -> None:
 
 
 @worker_ready.connect
-def _resume_batches(**kwargs: object) -> None:
+def _resume_batches(sender: object = None, **kwargs: object) -> None:
     # A worker killed mid-batch leaves it checking or importing; running the task again is harmless (items
-    # are locked one by one and skipped once done), so every unfinished batch is simply enqueued again.
+    # are locked one by one and skipped once done), so every unfinished batch is simply enqueued again,
+    # by the bulk worker only (not once per worker of the platform).
+    if not serves(sender, "bulk"):
+        return
     for batch_id, state in UploadBatch.objects.filter(
         state__in=(BatchState.VALIDATING, BatchState.IMPORTING, BatchState.MATCHING)
     ).values_list("pk", "state"):

@@ -15,6 +15,7 @@ from catalog.models import Annotation, MediaAsset
 from identification import calibration, features, jobs, retraining
 from identification.models import RUN_WORKING_STATES, TrainingRun
 from ml_service import imaging
+from resight.celery import serves
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,7 @@ def run_training(run_id: int) -> None:
 def _resume_training(sender: object = None, **kwargs: object) -> None:
     # Only the worker that serves the training queue picks runs up again (training resumes from its last
     # checkpoint; re-embedding from the annotations still missing).
-    queues = {q.name for q in getattr(getattr(sender, "task_consumer", None), "queues", [])}
-    if queues and "training" not in queues:
+    if not serves(sender, "training"):
         return
     freed = retraining.release_dead_claims()
     stale = TrainingRun.objects.filter(state__in=RUN_WORKING_STATES, claimed_by="")
