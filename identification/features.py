@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from PIL import Image
 
 from catalog import services as catalog_services
-from catalog.models import Annotation
+from catalog.models import Annotation, MediaAsset
 from identification import search
 from identification.models import AnnotationEmbedding, EmbeddingSpace, LocalFeatureSet
 from ml_service import embedding, imaging, local_features, segmentation
@@ -78,21 +78,28 @@ def active_space() -> EmbeddingSpace:
     return space
 
 
-def annotation_crop(annotation: Annotation) -> imaging.Crop:
-    """The annotation's box, masked to the animal. A missing mask is computed (and stored) first, so every
-    embedding and feature set of an annotation is made from the same pixels."""
-    asset = annotation.media_asset
+def photo(asset: MediaAsset) -> Image.Image:
+    """The stored original, EXIF-oriented; PhotoUnreadable when storage holds no decodable image any more."""
     try:
         with asset.file.open("rb") as f:
-            image = imaging.load_oriented(io.BytesIO(f.read()))
-        mask = None
-        if annotation.mask:
-            with annotation.mask.open("rb") as f, Image.open(f) as m:
-                mask = np.asarray(m.convert("L")) > 127
+            return imaging.load_oriented(io.BytesIO(f.read()))
     except (OSError, SyntaxError, ValueError) as exc:
         raise PhotoUnreadable(
             f"photo {asset.pk} ({asset.original_filename}) cannot be decoded: {exc}"
         ) from exc
+
+
+def annotation_crop(annotation: Annotation) -> imaging.Crop:
+    """The annotation's box, masked to the animal. A missing mask is computed (and stored) first, so every
+    embedding and feature set of an annotation is made from the same pixels."""
+    image = photo(annotation.media_asset)
+    mask = None
+    if annotation.mask:
+        try:
+            with annotation.mask.open("rb") as f, Image.open(f) as m:
+                mask = np.asarray(m.convert("L")) > 127
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise PhotoUnreadable(f"the mask of annotation {annotation.pk} cannot be read: {exc}") from exc
     if mask is None and settings.RESIGHT_MASK_REFINER:
         mask = _refine_and_store(annotation, image)
     crop = imaging.crop(image, annotation.box, mask)

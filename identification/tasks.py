@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 
 import torch
@@ -14,7 +13,6 @@ from django.conf import settings
 from catalog.models import Annotation, MediaAsset
 from identification import calibration, features, jobs, retraining
 from identification.models import RUN_WORKING_STATES, TrainingRun
-from ml_service import imaging
 from resight.celery import serves
 
 logger = logging.getLogger(__name__)
@@ -53,9 +51,8 @@ def propose_boxes(media_asset_id: int) -> None:
     if asset.proposals_by == model.key:
         return  # done already (a redelivered task)
     try:
-        with asset.file.open("rb") as f:
-            image = imaging.load_oriented(io.BytesIO(f.read()))
-    except (OSError, SyntaxError, ValueError):
+        image = features.photo(asset)
+    except features.PhotoUnreadable:
         logger.warning("photo %s unreadable: no box proposals", media_asset_id)
         return
     (found,) = model.detect([image], min_confidence=settings.RESIGHT_DETECTOR_MIN_CONFIDENCE)
