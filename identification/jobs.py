@@ -46,6 +46,12 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def holder_is_dead(claimed_by: str) -> bool:
+    """Whether a `host:pid` claim was made by a process of this host that no longer exists."""
+    host, _, pid = claimed_by.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
+
+
 def _lease() -> dt.datetime:
     return timezone.now() + dt.timedelta(seconds=settings.RESIGHT_JOB_LEASE_SECONDS)
 
@@ -261,8 +267,7 @@ def recover_orphaned(
     host = socket.gethostname()
     recovered = []
     for job in MatchJob.objects.filter(state__in=ACTIVE_STATES, claimed_by__startswith=f"{host}:"):
-        pid = int(job.claimed_by.rsplit(":", 1)[1])
-        if not psutil.pid_exists(pid) and MatchJob.objects.filter(
+        if holder_is_dead(job.claimed_by) and MatchJob.objects.filter(
             pk=job.pk, claimed_by=job.claimed_by, state__in=ACTIVE_STATES
         ).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1)):
             recovered.append(job.pk)

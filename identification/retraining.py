@@ -19,8 +19,6 @@ import csv
 import datetime as dt
 import io
 import logging
-import os
-import socket
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +31,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Annotation, Species
-from identification import features, search
+from identification import features, jobs, search
 from identification.models import RUN_WORKING_STATES, EmbeddingSpace, RunState, TrainingRun
 from ml_service import embedding, evaluation, splits, training
 from ml_service.imaging import masked_pixels
@@ -88,28 +86,21 @@ def folder(run: TrainingRun) -> Path:
     return Path(settings.RESIGHT_MODELS_DIR) / run.folder_name
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def claim(run_id: int) -> bool:
     """Take the run unless a live worker holds it (its heartbeat is recent)."""
     stale = timezone.now() - STALE_CLAIM
     return bool(
         TrainingRun.objects.filter(pk=run_id, state__in=RUN_WORKING_STATES)
-        .filter(Q(claimed_by="") | Q(claimed_by=worker_id()) | Q(heartbeat_at__lt=stale))
-        .update(claimed_by=worker_id(), heartbeat_at=timezone.now())
+        .filter(Q(claimed_by="") | Q(claimed_by=jobs.worker_id()) | Q(heartbeat_at__lt=stale))
+        .update(claimed_by=jobs.worker_id(), heartbeat_at=timezone.now())
     )
 
 
 def release_dead_claims() -> list[int]:
     """Runs held by a process of this host that is gone (a killed worker): free them to be resumed."""
-    import psutil
-
     freed = []
-    host = socket.gethostname()
-    for run in TrainingRun.objects.filter(state__in=RUN_WORKING_STATES, claimed_by__startswith=f"{host}:"):
-        if not psutil.pid_exists(int(run.claimed_by.rsplit(":", 1)[1])):
+    for run in TrainingRun.objects.filter(state__in=RUN_WORKING_STATES).exclude(claimed_by=""):
+        if jobs.holder_is_dead(run.claimed_by):
             TrainingRun.objects.filter(pk=run.pk, claimed_by=run.claimed_by).update(claimed_by="")
             freed.append(run.pk)
     return freed
@@ -282,8 +273,7 @@ def reembed(
         if not batch:
             finished = True
             break
-        features.embed(batch, space, skip_unreadable=True)
-        embedded = set(space.embeddings.filter(annotation__in=batch).values_list("annotation_id", flat=True))
+        embedded = features.embed(batch, space, skip_unreadable=True)  # returns what it could embed
         unreadable = [a.pk for a in batch if a.pk not in embedded]
         todo = todo.exclude(pk__in=unreadable)  # a damaged photo cannot be embedded by anyone: skip it
         EmbeddingSpace.objects.filter(pk=space.pk).update(reembedded=space.embeddings.count())
