@@ -1,5 +1,5 @@
-"""Embedding throughput: eager fp32 (baseline) vs channels-last, bf16 autocast and torch.compile, per model
-and size (the compiled variant's one-off compile happens in its warm-up, outside the timing).
+"""Embedding throughput: eager fp32 (baseline) vs channels-last, bf16 autocast, torch.compile and ONNX
+Runtime, per model and size (the one-off compile or ONNX export happens in the warm-up, outside the timing).
 
 python -m benchmarks.embedding [--images 32] [--batch 16] [--sizes 224,320]
 """
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +18,9 @@ from PIL import Image
 
 from catalog import synthetic
 from ml_service import embedding, imaging
+
+# Exported networks of this run (the export happens in the warm-up, outside the timing).
+ONNX_CACHE = Path(tempfile.mkdtemp(prefix="resight-bench-onnx-"))
 
 
 def crops(n: int) -> list[imaging.Crop]:
@@ -41,7 +46,9 @@ def throughput(
 def variants(name: str, size: int) -> dict[str, embedding.EmbeddingModel]:
     """The baseline (eager, NCHW, fp32) and the optimised paths, all of one model at one input size."""
 
-    def make(channels_last: bool, dtype: torch.dtype, compiled: bool = False) -> embedding.EmbeddingModel:
+    def make(
+        channels_last: bool, dtype: torch.dtype, compiled: bool = False, runtime: str = "torch"
+    ) -> embedding.EmbeddingModel:
         if name == "miewid-msv3":
             # Speed does not depend on the weights: a random network of the same architecture, no download.
             model: embedding.EmbeddingModel = embedding.MiewIdMsv3(weights_path="unused", dtype=dtype)
@@ -50,6 +57,8 @@ def variants(name: str, size: int) -> dict[str, embedding.EmbeddingModel]:
             model = embedding.MobileNetV2ImageNet(dtype=dtype)
         model.channels_last = channels_last
         model.compiled = compiled
+        model.runtime = runtime
+        model.onnx_cache = ONNX_CACHE
         model.preprocessing = embedding.Preprocessing(size=size)
         return model
 
@@ -58,6 +67,7 @@ def variants(name: str, size: int) -> dict[str, embedding.EmbeddingModel]:
         "channels-last fp32": make(True, torch.float32),
         "channels-last bf16": make(True, torch.bfloat16),
         "channels-last compiled": make(True, torch.float32, compiled=True),
+        "ONNX Runtime fp32": make(False, torch.float32, runtime="onnx"),
     }
 
 

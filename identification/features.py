@@ -36,6 +36,8 @@ def embedding_model(name: str) -> embedding.EmbeddingModel:
     dtype = torch.bfloat16 if settings.RESIGHT_EMBEDDING_BF16 else torch.float32
     model = embedding.get_model(name, dtype=dtype)
     model.compiled = settings.RESIGHT_EMBEDDING_COMPILE
+    model.runtime = settings.RESIGHT_EMBEDDING_RUNTIME
+    model.onnx_cache = settings.RESIGHT_ONNX_CACHE
     return model
 
 

@@ -7,6 +7,8 @@ mix in one search (the platform stores the key with every vector).
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -37,8 +39,9 @@ class GeM(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = nn.functional.avg_pool2d(x.clamp(min=self.eps).pow(self.p), (x.size(-2), x.size(-1)))
-        return pooled.pow(1.0 / self.p).flatten(1)
+        # A mean over the spatial axes rather than avg_pool2d with the input's size as kernel: the same
+        # numbers, and a graph with no shape-dependent constants (ONNX export).
+        return x.clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1)).pow(1.0 / self.p)
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,17 @@ class EmbeddingModel(Versioned, ABC):
     # torch.compile (inductor): 1.6x the images/s of eager channels-last for MobileNetV2 on this CPU, after a
     # one-off compile of about 35 s per process and a C++ compiler at run time; so opt-in (settings).
     compiled = False
+    # "onnx": the network exported once to ONNX (cached in `onnx_cache`) and run by ONNX Runtime, the fastest
+    # CPU path measured (benchmarks/embedding.py); "torch": eager or compiled PyTorch, the path for GPUs and
+    # bf16; "auto": ONNX Runtime for fp32 on a machine without CUDA, else torch.
+    runtime = "auto"
+    onnx_cache: Path | None = None
 
     def __init__(self, *, dtype: torch.dtype = torch.float32) -> None:
         self.dtype = dtype
         self._network: nn.Module | None = None
-        self._lock = threading.Lock()
+        self._run: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._lock = threading.RLock()
 
     @property
     def key(self) -> str:
@@ -97,18 +106,96 @@ class EmbeddingModel(Versioned, ABC):
                 self._network = network
             return self._network
 
-    @torch.inference_mode()
-    def predict(self, crops: Sequence[Crop], batch_size: int = 32) -> np.ndarray:
+    def resolved_runtime(self) -> str:
+        if self.runtime not in ("auto", "torch", "onnx"):
+            raise ValueError(f"Unknown embedding runtime {self.runtime!r}; known: auto, onnx, torch")
+        if self.runtime != "auto":
+            return self.runtime
+        onnx_fits = self.dtype == torch.float32 and not self.compiled and not torch.cuda.is_available()
+        return "onnx" if onnx_fits and importlib.util.find_spec("onnxruntime") is not None else "torch"
+
+    def runner(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The network as a function of a normalised NCHW fp32 batch, on the chosen runtime (built once)."""
+        with self._lock:
+            if self._run is None:
+                self._run = self._onnx_runner() if self.resolved_runtime() == "onnx" else self._torch_runner()
+            return self._run
+
+    def _torch_runner(self) -> Callable[[torch.Tensor], torch.Tensor]:
         network = self.load()
-        outputs = []
-        for start in range(0, len(crops), batch_size):
-            batch = self.preprocessing(crops[start : start + batch_size])
+
+        def run(batch: torch.Tensor) -> torch.Tensor:
             if self.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16):
-                vectors = network(batch).float()
-                if self.flip_average:
-                    vectors = vectors + network(torch.flip(batch, dims=[3])).float()
+                return network(batch).float()
+
+        return run
+
+    def _onnx_runner(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        import onnxruntime
+
+        if self.dtype != torch.float32:
+            raise ValueError("The ONNX runtime runs fp32 networks; use runtime 'torch' for bf16")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = onnxruntime.InferenceSession(
+            str(self.exported_onnx()), options, providers=["CPUExecutionProvider"]
+        )
+
+        def run(batch: torch.Tensor) -> torch.Tensor:
+            # InferenceSession.run is safe to call from several threads at once.
+            return torch.from_numpy(session.run(None, {"pixels": batch.numpy()})[0])
+
+        return run
+
+    def onnx_path(self, network: nn.Module) -> Path:
+        """Where `network`'s export lives: named by the version key and a digest of the weights and torch
+        version, so new weights (a fine-tuned run, an upgrade) never reuse a stale file."""
+        digest = hashlib.sha256(f"{torch.__version__}:{self.preprocessing.size}".encode())
+        for name, tensor in network.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        folder = self.onnx_cache or Path(
+            os.environ.get("RESIGHT_ONNX_CACHE", Path.home() / ".cache" / "resight" / "onnx")
+        )
+        safe_key = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.key)
+        return Path(folder) / f"{safe_key}-{digest.hexdigest()[:16]}.onnx"
+
+    def exported_onnx(self) -> Path:
+        """The network as an ONNX file, exported once and then reused (by every worker process: written under
+        a temporary name and renamed, so a reader never sees half a file)."""
+        network = self._build().eval()
+        path = self.onnx_path(network)
+        if path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = self.preprocessing.size
+        program = torch.onnx.export(
+            network,
+            (torch.zeros(2, 3, size, size),),
+            input_names=["pixels"],
+            output_names=["vectors"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamo=True,
+            verbose=False,
+        )
+        if program is None:
+            raise RuntimeError(f"ONNX export of {self.key} produced nothing")
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        program.save(str(partial))
+        os.replace(partial, path)
+        return path
+
+    @torch.inference_mode()
+    def predict(self, crops: Sequence[Crop], batch_size: int = 32) -> np.ndarray:
+        network = self.runner()
+        outputs = []
+        for start in range(0, len(crops), batch_size):
+            batch = self.preprocessing(crops[start : start + batch_size])
+            vectors = network(batch)
+            if self.flip_average:
+                vectors = vectors + network(torch.flip(batch, dims=[3]).contiguous())
             outputs.append(nn.functional.normalize(vectors, dim=1).numpy())
         if not outputs:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -231,6 +231,11 @@ RESIGHT_EMBEDDING_BF16 = _env_bool("RESIGHT_EMBEDDING_BF16", False)
 # torch.compile the embedding network in each worker: faster batches (benchmarks/embedding.py) after a
 # one-off compile at the first use; needs a C++ compiler on the worker machine.
 RESIGHT_EMBEDDING_COMPILE = _env_bool("RESIGHT_EMBEDDING_COMPILE", False)
+# Where the embedding networks run: "auto" (ONNX Runtime for fp32 on machines without CUDA, the fastest CPU
+# path in benchmarks/embedding.py; PyTorch on GPUs, for bf16 and compiled), "onnx" or "torch".
+RESIGHT_EMBEDDING_RUNTIME = os.environ.get("RESIGHT_EMBEDDING_RUNTIME", "auto")
+# Each network is exported to ONNX once (per weights and torch version) and the file shared by the workers.
+RESIGHT_ONNX_CACHE = Path(os.environ.get("RESIGHT_ONNX_CACHE", STATE_DIR / "onnx"))
 RESIGHT_LOCAL_MATCHER = os.environ.get("RESIGHT_LOCAL_MATCHER", "sift")
 RESIGHT_SHORTLIST = int(os.environ.get("RESIGHT_SHORTLIST", 20))
 # Keeps each annotation to the animal's pixels before embedding and local features ("" to disable).

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
@@ -17,6 +19,9 @@ from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species
 from resight.models import Membership, Organization, Project, Right, Role, SharingAgreement
 
 PASSWORD = "test-password-123"
+# Models built straight from ml_service in tests export their ONNX networks where the platform's go (the
+# state folder), never into the user's ~/.cache.
+os.environ.setdefault("RESIGHT_ONNX_CACHE", str(django_settings.RESIGHT_ONNX_CACHE))
 
 
 @pytest.fixture(autouse=True)

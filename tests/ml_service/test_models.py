@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from catalog import synthetic
@@ -172,6 +173,7 @@ def test_miewid_loader_reads_a_saved_model_in_the_published_format(tmp_path, mon
 
     model = embedding.MiewIdMsv3(weights_path=tmp_path / "miewid")
     model.preprocessing = embedding.Preprocessing(size=96)  # small input keeps the test fast
+    model.runtime = "torch"  # the loader is under test; a random network amplifies any runtime's rounding
     crops = [shot(1, 50), shot(2, 51)]
     vectors = model.predict(crops)
     assert vectors.shape == (2, 2152) and model.dim == 2152
@@ -206,3 +208,41 @@ def test_the_compiled_network_gives_the_eager_vectors_for_any_batch_size(mobilen
     assert compiled.key == mobilenet.key  # the same vectors: the same version
     assert np.abs(compiled.predict(crops, batch_size=2) - mobilenet.predict(crops)).max() < 1e-4
     assert np.abs(compiled.predict(crops[:1]) - mobilenet.predict(crops[:1])).max() < 1e-4
+
+
+def test_onnx_runtime_gives_the_torch_vectors_for_any_batch_size() -> None:
+    eager = embedding.get_model("imagenet-mobilenetv2")
+    eager.runtime = "torch"
+    fast = embedding.get_model("imagenet-mobilenetv2")
+    fast.runtime = "onnx"
+    crops = [shot(1, 10), shot(2, 12), shot(3, 13)]
+    assert fast.key == eager.key  # the same vectors: the same version, one search space
+    assert np.abs(fast.predict(crops, batch_size=2) - eager.predict(crops)).max() < 1e-4
+    assert np.abs(fast.predict(crops[:1]) - eager.predict(crops[:1])).max() < 1e-4
+    # The export is made once and reused by the next process (here: the next model object).
+    exported = fast.exported_onnx()
+    stamp = exported.stat().st_mtime_ns
+    again = embedding.get_model("imagenet-mobilenetv2")
+    again.runtime = "onnx"
+    again.predict(crops[:1])
+    assert again.exported_onnx() == exported and exported.stat().st_mtime_ns == stamp
+
+
+def test_other_weights_never_reuse_an_onnx_export() -> None:
+    model = embedding.get_model("imagenet-mobilenetv2")
+    network = model._build()
+    state = network.state_dict()
+    changed = {k: (v + 0.01 if k.endswith("0.0.weight") else v) for k, v in state.items()}
+    network.load_state_dict(changed)
+    assert model.onnx_path(network) != model.onnx_path(model._build())
+
+
+def test_the_runtime_is_chosen_by_precision_and_compilation() -> None:
+    model = embedding.get_model("imagenet-mobilenetv2")
+    assert model.resolved_runtime() == ("torch" if torch.cuda.is_available() else "onnx")
+    assert embedding.get_model("imagenet-mobilenetv2", dtype=torch.bfloat16).resolved_runtime() == "torch"
+    model.compiled = True
+    assert model.resolved_runtime() == "torch"
+    model.runtime = "tensorrt"
+    with pytest.raises(ValueError, match="Unknown embedding runtime"):
+        model.resolved_runtime()
