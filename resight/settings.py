@@ -238,9 +238,11 @@ RESIGHT_EMBEDDING_RUNTIME = os.environ.get("RESIGHT_EMBEDDING_RUNTIME", "auto")
 RESIGHT_ONNX_CACHE = Path(os.environ.get("RESIGHT_ONNX_CACHE", STATE_DIR / "onnx"))
 RESIGHT_LOCAL_MATCHER = os.environ.get("RESIGHT_LOCAL_MATCHER", "sift")
 RESIGHT_SHORTLIST = int(os.environ.get("RESIGHT_SHORTLIST", 20))
-# Keeps each annotation to the animal's pixels before embedding and local features ("" to disable).
+# Keeps each annotation to the animal's pixels before embedding and local features: "grabcut", or Segment
+# Anything from a downloaded checkpoint, "sam:/models/sam_vit_b_01ec64.pth" ("" to disable).
 RESIGHT_MASK_REFINER = os.environ.get("RESIGHT_MASK_REFINER", "grabcut")
-# Animal boxes proposed for every new photo, e.g.
+# Animal boxes proposed for every new photo: "megadetector:/models/md_v5a.0.0.onnx" (MegaDetector exported to
+# ONNX), "yolo-onnx:<file>:<class names>", or
 # "torchvision:fasterrcnn_mobilenet_v3_large_fpn:/models/fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth"
 # (torchvision's published COCO weights, downloaded once). Empty: curators draw every box.
 RESIGHT_DETECTOR = os.environ.get("RESIGHT_DETECTOR", "")
