@@ -85,7 +85,7 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{args.images} crops, batch {args.batch}"
     )
-    print(f"{'model':<24}{'size':>6}{'path':>22}{'img/s':>10}{'x base':>9}{'max |diff|':>12}")
+    print(f"{'model':<24}{'size':>6}{'path':>24}{'img/s':>10}{'x base':>9}{'max |diff|':>12}")
     for config in args.configs.split(","):
         name, size = config.split(":")
         reference = base = None
@@ -96,7 +96,7 @@ def main() -> None:
             reference = vectors if reference is None else reference
             base = rate if base is None else base
             diff = float(np.abs(vectors - reference).max())
-            print(f"{name:<24}{size:>6}{label:>22}{rate:>10.2f}{rate / base:>9.2f}{diff:>12.4f}")
+            print(f"{name:<24}{size:>6}{label:>24}{rate:>10.2f}{rate / base:>9.2f}{diff:>12.4f}")
 
 
 if __name__ == "__main__":
