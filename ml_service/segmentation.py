@@ -104,8 +104,9 @@ SAM_VARIANTS = ("vit_b", "vit_l", "vit_h")
 class SamRefiner(MaskRefiner):
     """Segment Anything (Meta's `segment-anything`) prompted with the annotation's box, for users who download
     a published checkpoint (e.g. `sam_vit_b_01ec64.pth`): sharper outlines than GrabCut on cluttered scenes,
-    meant for GPU workers (ViT-B takes ~15-30 s per annotation on a 2-core CPU, well under one on a GPU). SAM sees the box with a margin of context, cropped from the photo, so
-    a small animal fills more of SAM's 1,024 px input than in the whole photo."""
+    meant for GPU workers (ViT-B takes ~15-30 s per annotation on a 2-core CPU, well under one on a GPU).
+    SAM sees the box with a margin of context, cropped from the photo, so a small animal fills more of SAM's
+    1,024 px input than in the whole photo."""
 
     name = "sam"
 
