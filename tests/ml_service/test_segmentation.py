@@ -97,6 +97,9 @@ class FixedYolo(torch.nn.Module):
     that the first box's objectness (YOLOv5) or animal score (YOLOv8) is the input's mean pixel value, so the
     test also sees what the detector fed the network (scaling to 0-1 and the grey letterbox padding)."""
 
+    rows: torch.Tensor
+    brightness: torch.Tensor
+
     def __init__(self, layout: str) -> None:
         super().__init__()
         # centre x, centre y, w, h, objectness, animal, person, vehicle (in 320 px input coordinates)
@@ -127,6 +130,7 @@ def test_megadetector_onnx_letterboxes_decodes_and_keeps_animals(tmp_path, layou
     program = torch.onnx.export(
         FixedYolo(layout).eval(), (torch.zeros(1, 3, 320, 320),), dynamo=True, verbose=False
     )
+    assert program is not None
     program.save(str(path))
     detector = segmentation.get_detector(f"megadetector:{path}")
     assert isinstance(detector, segmentation.YoloOnnxDetector) and detector.key.startswith("megadetector@")
@@ -182,8 +186,11 @@ def test_sam_configuration_errors_are_clear(sam_checkpoint: Path, tmp_path: Path
     assert isinstance(explicit, segmentation.SamRefiner) and explicit.checkpoint == sam_checkpoint
     with pytest.raises(ValueError, match="Which SAM"):
         segmentation.get_refiner(f"sam:{tmp_path / 'weights.pth'}")
+    missing = segmentation.get_refiner(f"sam:{tmp_path / 'sam_vit_h_4b8939.pth'}")
+    assert isinstance(missing, segmentation.SamRefiner) and missing.variant == "vit_h"
     with pytest.raises(weights.WeightsMissing, match="not found"):
-        segmentation.get_refiner(f"sam:{tmp_path / 'sam_vit_h_4b8939.pth'}").load()
+        missing.load()
     wrong = segmentation.get_refiner(f"sam:vit_l:{sam_checkpoint}")
+    assert isinstance(wrong, segmentation.SamRefiner)
     with pytest.raises(ValueError, match="not a SAM vit_l checkpoint"):
         wrong.load()
