@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -170,6 +171,9 @@ class EmbeddingModel(Versioned, ABC):
         if path.is_file():
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # The exporter's graph passes log hundreds of INFO lines per export into the worker's log.
+        for noisy in ("onnx_ir", "onnxscript", "torch.onnx"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         size = self.preprocessing.size
         program = torch.onnx.export(
             network,
