@@ -192,7 +192,7 @@ def main() -> None:
         space, projects, species = populate(layout, args.build_memory)
         flt = search.SearchFilter(species_id=species[0], project_ids=(projects[0],))
         stored = [
-            np.asarray(v.to_list() if hasattr(v, "to_list") else v, dtype=np.float32)
+            search.as_array(v)
             for v in space.embeddings.filter(species_id=species[0], project_id=projects[0]).values_list(
                 "vector", flat=True
             )[:2000]

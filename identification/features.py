@@ -174,10 +174,7 @@ def embed(
     With `skip_unreadable`, annotations whose photo cannot be decoded are left out (and logged) instead of
     failing the whole batch: one damaged catalogue photo must not block every search."""
     stored = dict(space.embeddings.filter(annotation__in=annotations).values_list("annotation_id", "vector"))
-    # pgvector's field gives a HalfVector or, through values_list, a plain list.
-    vectors = {
-        a: np.asarray(getattr(v, "to_list", lambda v=v: v)(), dtype=np.float32) for a, v in stored.items()
-    }
+    vectors = {a: search.as_array(v) for a, v in stored.items()}
     missing = [a for a in annotations if a.pk not in vectors]
     if missing:
         model = space_model(space)

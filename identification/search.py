@@ -45,6 +45,13 @@ class SearchFilter:
     observed_between: tuple[dt.datetime, dt.datetime] | None = None
 
 
+def as_array(value: object) -> np.ndarray:
+    """A stored vector as float32: pgvector's field gives a HalfVector, or through values_list (or a
+    connection with pgvector's psycopg types registered) a plain list or array."""
+    to_list = getattr(value, "to_list", None)
+    return np.asarray(to_list() if to_list is not None else value, dtype=np.float32)
+
+
 def index_name(space: EmbeddingSpace) -> str:
     return f"ident_emb_hnsw_space_{space.pk}"
 

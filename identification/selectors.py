@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from catalog.models import Annotation, Individual, IndividualStatus, Sex
+from identification import search
 from identification.models import (
     AnnotationEmbedding,
     Decision,
@@ -153,7 +154,5 @@ def space_vectors(
         .order_by("annotation_id")
         .values_list("vector", "annotation__individual__code")[:limit]
     )
-    vectors = np.array(
-        [np.asarray(getattr(v, "to_list", lambda v=v: v)(), dtype=np.float32) for v, _ in rows]
-    ).reshape(len(rows), -1)
+    vectors = np.array([search.as_array(v) for v, _ in rows]).reshape(len(rows), -1)
     return vectors, [code for _, code in rows]
