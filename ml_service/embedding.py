@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ml_service import weights
+from ml_service import onnx_runtime, weights
 from ml_service.identity import Versioned
 from ml_service.imaging import Crop, masked_pixels
 
@@ -134,18 +134,11 @@ class EmbeddingModel(Versioned, ABC):
         return run
 
     def _onnx_runner(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        import onnxruntime
-
         if self.dtype != torch.float32:
             raise ValueError("The ONNX runtime runs fp32 networks; use runtime 'torch' for bf16")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = onnxruntime.InferenceSession(
-            str(self.exported_onnx()), options, providers=["CPUExecutionProvider"]
-        )
+        session = onnx_runtime.cpu_session(self.exported_onnx())
 
         def run(batch: torch.Tensor) -> torch.Tensor:
-            # InferenceSession.run is safe to call from several threads at once.
             return torch.from_numpy(session.run(None, {"pixels": batch.numpy()})[0])
 
         return run
@@ -199,7 +192,7 @@ class EmbeddingModel(Versioned, ABC):
             batch = self.preprocessing(crops[start : start + batch_size])
             vectors = network(batch)
             if self.flip_average:
-                vectors = vectors + network(torch.flip(batch, dims=[3]).contiguous())
+                vectors = vectors + network(torch.flip(batch, dims=[3]))
             outputs.append(nn.functional.normalize(vectors, dim=1).numpy())
         if not outputs:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ml_service import onnx_runtime
 from ml_service.identity import Versioned
 from ml_service.imaging import Box
 from ml_service.weights import WeightsMissing
@@ -283,15 +284,9 @@ class YoloOnnxDetector(Detector):
     def load(self) -> Any:
         with self._lock:
             if self._session is None:
-                import onnxruntime
-
                 if not self.weights.is_file():
                     raise FileNotFoundError(f"Detector weights not found: {self.weights}")
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = torch.get_num_threads()
-                self._session = onnxruntime.InferenceSession(
-                    str(self.weights), options, providers=["CPUExecutionProvider"]
-                )
+                self._session = onnx_runtime.cpu_session(self.weights)
             return self._session
 
     def _side(self, session: Any) -> int:
