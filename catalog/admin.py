@@ -5,6 +5,7 @@ from django.http import HttpRequest
 
 from catalog import services
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species
+from resight.admin import AuditedAdmin
 
 
 @admin.register(Species)
@@ -30,7 +31,7 @@ class SpeciesAdmin(admin.ModelAdmin):
 
 
 @admin.register(Individual)
-class IndividualAdmin(admin.ModelAdmin):
+class IndividualAdmin(AuditedAdmin):
     list_display = ["code", "name", "species", "project", "sex", "life_stage", "status"]
     list_filter = ["project", "species", "sex", "status"]
     search_fields = ["code", "name", "notes"]
@@ -44,7 +45,7 @@ class AnnotationInline(admin.TabularInline):
 
 
 @admin.register(Sighting)
-class SightingAdmin(admin.ModelAdmin):
+class SightingAdmin(AuditedAdmin):
     list_display = ["id", "project", "observed_at", "location_name", "observer"]
     list_filter = ["project"]
     date_hierarchy = "observed_at"
@@ -52,7 +53,7 @@ class SightingAdmin(admin.ModelAdmin):
 
 
 @admin.register(MediaAsset)
-class MediaAssetAdmin(admin.ModelAdmin):
+class MediaAssetAdmin(AuditedAdmin):
     list_display = ["id", "original_filename", "project", "sighting", "width", "height", "uploaded_at"]
     list_filter = ["project", "image_format"]
     search_fields = ["original_filename", "sha256"]
@@ -72,7 +73,7 @@ class MediaAssetAdmin(admin.ModelAdmin):
 
 
 @admin.register(Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(AuditedAdmin):
     list_display = ["id", "media_asset", "species", "viewpoint", "body_part", "individual"]
     list_filter = ["species", "viewpoint"]
     raw_id_fields = ["media_asset", "sighting", "individual"]

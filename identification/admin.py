@@ -3,6 +3,7 @@ from typing import Any
 from django.contrib import admin
 
 from identification.models import Decision, EmbeddingSpace, MatchCandidate, MatchJob, SpeciesCalibration
+from resight.admin import AuditedAdmin
 
 
 class CandidateInline(admin.TabularInline):
@@ -21,7 +22,7 @@ class CandidateInline(admin.TabularInline):
 
 
 @admin.register(MatchJob)
-class MatchJobAdmin(admin.ModelAdmin):
+class MatchJobAdmin(AuditedAdmin):
     list_display = ["id", "annotation", "state", "attempts", "top_probability", "created_at", "finished_at"]
     list_filter = ["state"]
     readonly_fields = ["claimed_by", "lease_expires_at", "attempts", "started_at", "finished_at", "error"]
@@ -30,12 +31,12 @@ class MatchJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(EmbeddingSpace)
-class EmbeddingSpaceAdmin(admin.ModelAdmin):
+class EmbeddingSpaceAdmin(AuditedAdmin):
     list_display = ["key", "dim", "is_active", "created_at"]
 
 
 @admin.register(SpeciesCalibration)
-class SpeciesCalibrationAdmin(admin.ModelAdmin):
+class SpeciesCalibrationAdmin(AuditedAdmin):
     list_display = [
         "species",
         "space",

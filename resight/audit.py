@@ -44,11 +44,11 @@ def save(
     """Apply `changes`, validate (full_clean), save and record what changed, in one transaction. The one
     write path of the simple create/update services; `changes=None` means `obj` is new. The event belongs to
     the object's project (a project's own events to itself, once it has an id)."""
-    before = {} if changes is None else model_to_dict(obj)
-    for name, value in (changes or {}).items():
-        setattr(obj, name, value)
-    obj.full_clean()
     with transaction.atomic():
+        before = {} if changes is None else stored_before(obj)
+        for name, value in (changes or {}).items():
+            setattr(obj, name, value)
+        obj.full_clean()
         obj.save()
         project_id = obj.pk if isinstance(obj, Project) else getattr(obj, "project_id", None)
         record(
@@ -59,6 +59,14 @@ def save(
             changes=diff(before, model_to_dict(obj)),
         )
     return obj
+
+
+def stored_before(obj: models.Model) -> dict[str, Any]:
+    """The stored row of `obj` as a dict, locked until the transaction ends (call inside one): what the
+    event calls "before" is what this change replaces, even when someone saved the object since the
+    caller read it."""
+    row = type(obj)._default_manager.select_for_update(of=("self",)).order_by().get(pk=obj.pk)
+    return model_to_dict(row)
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,5 @@
 """The audit log is append-only in the database itself, not just in the admin: any UPDATE or DELETE on it
-raises, whoever issues it. TRUNCATE stays possible: it is an operator's whole-table reset (and how
-test databases are flushed), never something the application issues."""
+raises, whoever issues it. (TRUNCATE is refused too since migration 0005.)"""
 
 from django.db import migrations
 
