@@ -8,16 +8,18 @@ from typing import Any
 import django_filters
 from django.db import models
 from django.urls import reverse
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import serializers, viewsets
+from rest_framework import filters, serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog import bulk, selectors, services
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species, UploadBatch
 from resight.api import PolicyViewSet
+from resight.parsers import JSONParser
 from resight.permissions import Action, get_for, projects_for, scope
 
 
@@ -175,10 +177,22 @@ class SightingFilter(django_filters.FilterSet):
         fields = ["project"]
 
 
+class SightingSearchFilter(filters.SearchFilter):
+    """`?search=` over observer, notes and place name, through selectors.sighting_search: a place the
+    user sees blurred is never matched (DRF's own search would let its name be probed letter by letter)."""
+
+    def filter_queryset(
+        self, request: Request, queryset: models.QuerySet[Any], view: Any
+    ) -> models.QuerySet[Any]:
+        text = " ".join(self.get_search_terms(request))
+        return selectors.sighting_search(queryset, request.user, text) if text else queryset
+
+
 class SightingViewSet(PolicyViewSet):
     serializer_class = SightingSerializer
     filterset_class = SightingFilter
-    search_fields = ["location_name", "observer", "notes"]
+    filter_backends = [DjangoFilterBackend, filters.OrderingFilter, SightingSearchFilter]
+    search_fields = ["location_name", "observer", "notes"]  # for the schema; SightingSearchFilter searches
     ordering_fields = ["observed_at", "created_at"]
 
     def visible(self, user: Any) -> models.QuerySet[Sighting]:
@@ -247,8 +261,7 @@ class MediaAssetSerializer(serializers.ModelSerializer[MediaAsset]):
 
     def to_representation(self, instance: MediaAsset) -> dict[str, Any]:
         data = super().to_representation(instance)
-        sighting = instance.sighting
-        if sighting is not None and not selectors.location_is_precise(self.context["user"], sighting):
+        if selectors.photo_location_blurred(self.context["user"], instance):
             data.update(exif_latitude=None, exif_longitude=None)
         return data
 
@@ -263,7 +276,7 @@ class MediaAssetViewSet(PolicyViewSet):
     http_method_names = ["get", "post", "head", "options"]
 
     def visible(self, user: Any) -> models.QuerySet[MediaAsset]:
-        return selectors.media_assets_for(user).prefetch_related("sighting__annotations__species")
+        return selectors.media_assets_for(user)
 
     def create_object(self, data: dict[str, Any]) -> MediaAsset:
         upload = data["file"]
@@ -307,6 +320,9 @@ class AnnotationSerializer(serializers.ModelSerializer[Annotation]):
 class AnnotationViewSet(PolicyViewSet):
     serializer_class = AnnotationSerializer
     parser_classes = [JSONParser, FormParser, MultiPartParser]
+    # Which right an edit needs depends on what it changes (the box: contribute; only the identity:
+    # curate, which a curate-only grantee has without contribute), so the service decides.
+    update_action = Action.VIEW
     filterset_fields = ["media_asset", "sighting", "species", "individual", "viewpoint", "body_part"]
     ordering_fields = ["created_at"]
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import posixpath
 import zipfile
+import zlib
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from catalog import images, services, signals
+from catalog import images, services, signals, validators
 from catalog.models import (
     Annotation,
     BatchState,
@@ -74,6 +76,7 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     "observer": ("observer", "photographer"),
     "notes": ("notes", "comment", "comments"),
 }
+logger = logging.getLogger(__name__)
 _ALIASES = {alias: column for column, aliases in CSV_COLUMNS.items() for alias in aliases}
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
 PROGRESS_EVERY = 10
@@ -108,12 +111,18 @@ def is_photo_name(name: str) -> bool:
 
 
 def receive_file(batch: UploadBatch, name: str, data: bytes) -> UploadItem:
-    """Stage one photo of the batch (idempotent by name: a resent file replaces nothing)."""
+    """Stage one photo of the batch (idempotent by name: a resent file replaces nothing). Only what looks
+    like a photo is stored (its header is read, not its pixels): a zip of zero-filled ".jpg" entries
+    stages nothing."""
     clean = safe_name(name)
     if clean is None or not is_photo_name(clean):
         raise ValidationError({"file": [f"{name}: not a photo name (.jpg, .png, .webp, .heic)."]})
     if len(data) > settings.RESIGHT_MAX_UPLOAD_BYTES:
         raise ValidationError({"file": [f"{name}: larger than the upload limit."]})
+    try:
+        images.probe(data, max_pixels=settings.RESIGHT_MAX_IMAGE_PIXELS)
+    except images.ImageRejected as exc:
+        raise ValidationError({"file": [f"{name}: {exc}"]}) from exc
     existing = batch.items.filter(name=clean).first()
     if existing is not None:
         return existing
@@ -142,17 +151,36 @@ def expand_zip(batch: UploadBatch) -> None:
                 continue
             # The declared size is checked before reading, so a zip bomb is refused without inflating it.
             if entry.file_size > settings.RESIGHT_MAX_UPLOAD_BYTES:
-                UploadItem.objects.create(
-                    batch=batch,
-                    name=name,
-                    size_bytes=entry.file_size,
-                    rejected="Larger than the upload limit.",
-                )
-                UploadBatch.objects.filter(pk=batch.pk).update(total=F("total") + 1)
+                _reject(batch, name, entry.file_size, "Larger than the upload limit.")
                 continue
-            receive_file(batch, name, archive.read(entry))
+            try:
+                data = archive.read(entry)
+            except ZIP_ENTRY_ERRORS as exc:
+                _reject(batch, name, entry.file_size, f"The zip entry cannot be read ({exc}).")
+                continue
+            stage(batch, name, data)
         if csv_entry is not None and not batch.csv:
             batch.csv.save("metadata.csv", ContentFile(archive.read(csv_entry)), save=True)
+
+
+def stage(batch: UploadBatch, name: str, data: bytes) -> None:
+    """Stage one photo of a zip or folder; one that cannot be staged is listed with why, for the dry run
+    to report with the others (a browser upload is refused at once instead: receive_file)."""
+    try:
+        receive_file(batch, name, data)
+    except ValidationError as exc:
+        _reject(batch, name, len(data), " ".join(exc.messages).removeprefix(f"{name}: "))
+
+
+def _reject(batch: UploadBatch, name: str, size: int, reason: str) -> None:
+    """List a photo of the zip that could not be staged, with why (the dry run reports it)."""
+    UploadItem.objects.create(batch=batch, name=name, size_bytes=size, rejected=reason)
+    UploadBatch.objects.filter(pk=batch.pk).update(total=F("total") + 1)
+
+
+# What reading one damaged zip entry raises: a bad CRC or header, a broken deflate stream, a truncated
+# member, a compression method or encryption zipfile cannot read.
+ZIP_ENTRY_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError)
 
 
 # --- the CSV -------------------------------------------------------------------------------------------
@@ -164,6 +192,9 @@ def read_csv(data: bytes) -> tuple[list[dict[str, str]], list[Problem]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return [], [Problem(None, "CSV", "The CSV is not UTF-8 text (save it as CSV UTF-8).")]
+    if "\x00" in text:  # no database text field can hold it; usually a spreadsheet's binary format
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        return [], [Problem(line, "CSV", "The CSV holds a NUL character: save it as CSV UTF-8 text.")]
     try:
         dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
@@ -176,12 +207,15 @@ def read_csv(data: bytes) -> tuple[list[dict[str, str]], list[Problem]]:
     if "file" not in columns:
         return [], [Problem(1, "CSV", "No `file` column naming each photo.")]
     rows = []
-    for values in reader:
-        if not any(v.strip() for v in values):
-            continue
-        row = {c: v.strip() for c, v in zip(columns, values, strict=False) if c is not None}
-        row["_row"] = str(reader.line_num)
-        rows.append(row)
+    try:
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            row = {c: v.strip() for c, v in zip(columns, values, strict=False) if c is not None}
+            row["_row"] = str(reader.line_num)
+            rows.append(row)
+    except csv.Error as exc:  # a field over csv's limit (128 KiB), an unclosed quote at the end...
+        return [], [Problem(reader.line_num, "CSV", f"The CSV cannot be read from this line on ({exc}).")]
     return rows, []
 
 
@@ -218,7 +252,17 @@ def _species(
     return found
 
 
-def _time(row: dict[str, str], batch: UploadBatch, problems: list[str]) -> dt.datetime | None:
+def _time_zone(row: dict[str, str], batch: UploadBatch, problems: list[str]) -> str:
+    name = row.get("time_zone") or batch.time_zone
+    try:
+        validators.validate_time_zone(name)
+    except ValidationError as exc:
+        problems.extend(exc.messages)
+        return "UTC"
+    return name
+
+
+def _time(row: dict[str, str], zone_name: str, problems: list[str]) -> dt.datetime | None:
     value = row.get("time", "")
     if not value:
         return None
@@ -232,12 +276,12 @@ def _time(row: dict[str, str], batch: UploadBatch, problems: list[str]) -> dt.da
         problems.append(f"time is not a date and time (YYYY-MM-DD HH:MM[:SS]): {value!r}.")
         return None
     if timezone.is_naive(parsed):
-        zone_name = row.get("time_zone") or batch.time_zone
-        try:
-            parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(zone_name))
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            problems.append(f"Unknown time zone {zone_name!r}.")
-            return None
+        parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(zone_name))
+    try:
+        validators.validate_observation_time(parsed)
+    except ValidationError as exc:
+        problems.extend(exc.messages)
+        return None
     return parsed
 
 
@@ -277,10 +321,11 @@ def plan_row(
         individual = name.rsplit("/", 2)[-2]
     if individual:
         problems.extend(_individual_problems(batch, species, individual))
-    when = _time(row, batch, problems)
+    zone_name = _time_zone(row, batch, problems)
+    when = _time(row, zone_name, problems)
     return {
         "time": when.isoformat() if when else None,
-        "time_zone": row.get("time_zone") or batch.time_zone,
+        "time_zone": zone_name,
         "latitude": latitude,
         "longitude": longitude,
         "location_name": row.get("location_name", "")[:200],
@@ -296,7 +341,7 @@ def plan_row(
 
 
 def _individual_problems(batch: UploadBatch, species: Species | None, code: str) -> list[str]:
-    if not granted(batch.created_by, batch.project_id, Action.CURATE, [species.pk] if species else []):
+    if not granted(batch.actor, batch.project_id, Action.CURATE, [species.pk] if species else []):
         return [f"Naming the individual ({code}) is a curator's decision: leave the column empty."]
     existing = Individual.objects.filter(project=batch.project, code=code).first()
     if existing is not None and species is not None and existing.species_id != species.pk:
@@ -386,7 +431,7 @@ def check(batch: UploadBatch) -> list[Problem]:
         if photo_problem:
             messages.append(photo_problem)
         if image is not None and plan["time"] is None:
-            fallback = image.taken_at or batch.default_time
+            fallback = services.exif_time(image) or batch.default_time
             if fallback is None and not (row or {}).get("time"):  # a bad time was reported already
                 messages.append("No time: the photo has no EXIF time; add a time column or a default time.")
             plan["time"] = fallback.isoformat() if fallback else None
@@ -405,7 +450,9 @@ def check(batch: UploadBatch) -> list[Problem]:
 
 def run_check(batch_id: int) -> None:
     """Worker side of the dry run (expanding the zip first). Safe to run twice."""
-    batch = UploadBatch.objects.select_related("project", "created_by", "species").get(pk=batch_id)
+    batch = UploadBatch.objects.select_related("project", "created_by", "acting_user", "species").get(
+        pk=batch_id
+    )
     if batch.state != BatchState.VALIDATING:
         return
     try:
@@ -413,9 +460,11 @@ def run_check(batch_id: int) -> None:
             expand_zip(batch)
         problems = check(batch)
     except (zipfile.BadZipFile, OSError) as exc:
-        UploadBatch.objects.filter(pk=batch.pk, state=BatchState.VALIDATING).update(
-            state=BatchState.FAILED, error=f"The zip could not be read: {exc}", updated_at=timezone.now()
-        )
+        _check_failed(batch, f"The zip could not be read: {exc}")
+        return
+    except Exception as exc:  # never leave the batch "checking" for good: it can be checked again
+        logger.exception("dry run of upload %s failed", batch.pk)
+        _check_failed(batch, f"The check stopped on an unexpected error ({type(exc).__name__}); try again.")
         return
     UploadBatch.objects.filter(pk=batch.pk, state=BatchState.VALIDATING).update(
         state=BatchState.INVALID if problems else BatchState.VALID,
@@ -426,6 +475,12 @@ def run_check(batch_id: int) -> None:
     )
 
 
+def _check_failed(batch: UploadBatch, error: str) -> None:
+    UploadBatch.objects.filter(pk=batch.pk, state=BatchState.VALIDATING).update(
+        state=BatchState.FAILED, error=error[:2000], updated_at=timezone.now()
+    )
+
+
 # --- the import ----------------------------------------------------------------------------------------
 
 
@@ -433,9 +488,7 @@ def _individual(batch: UploadBatch, species: Species, code: str) -> Individual:
     existing = Individual.objects.filter(project=batch.project, code=code).first()
     if existing is not None:
         return existing
-    return services.individual_create(
-        actor=batch.created_by, project=batch.project, species=species, code=code
-    )
+    return services.individual_create(actor=batch.actor, project=batch.project, species=species, code=code)
 
 
 def _sighting(batch: UploadBatch, item: UploadItem, plan: dict[str, Any]) -> Sighting:
@@ -445,7 +498,7 @@ def _sighting(batch: UploadBatch, item: UploadItem, plan: dict[str, Any]) -> Sig
         if sibling is not None and sibling.sighting is not None:
             return sibling.sighting
     return services.sighting_create(
-        actor=batch.created_by,
+        actor=batch.actor,
         project=batch.project,
         data=services.SightingData(
             observed_at=dt.datetime.fromisoformat(plan["time"]),
@@ -475,13 +528,13 @@ def import_item(batch: UploadBatch, item_id: int) -> Annotation | None:
         sighting = _sighting(batch, item, plan)
         with item.file.open("rb") as f:
             asset = services.media_asset_create(
-                actor=batch.created_by,
+                actor=batch.actor,
                 project=batch.project,
                 photo=services.PhotoUpload(posixpath.basename(item.name), f),
                 sighting=sighting,
             )
         annotation = services.annotation_create(
-            actor=batch.created_by,
+            actor=batch.actor,
             media_asset=asset,
             species=species,
             box=_box(plan["box"]) if plan["box"] else (0, 0, asset.width, asset.height),
@@ -505,7 +558,7 @@ def pending_items(batch: UploadBatch) -> Iterator[int]:
 
 def run_import(batch_id: int) -> None:
     """Worker side of the import; resumes after a killed worker (imported photos are skipped)."""
-    batch = UploadBatch.objects.select_related("project", "created_by").get(pk=batch_id)
+    batch = UploadBatch.objects.select_related("project", "created_by", "acting_user").get(pk=batch_id)
     if batch.state == BatchState.IMPORTING:
         try:
             for item_id in list(pending_items(batch)):
@@ -541,6 +594,35 @@ def run_import(batch_id: int) -> None:
         if batch.source_zip:  # every photo in it is a media asset now; the CSV stays as provenance
             batch.source_zip.delete(save=False)
             UploadBatch.objects.filter(pk=batch.pk).update(source_zip="")
+
+
+# --- abandoned batches ---------------------------------------------------------------------------------
+
+OPEN_STATES = (BatchState.RECEIVING, BatchState.INVALID, BatchState.VALID, BatchState.FAILED)
+
+
+def purge_abandoned(older_than: dt.timedelta) -> list[int]:
+    """Remove the staged photos and zip of batches nobody touched for `older_than` and that are not
+    imported (left invalid, never imported, or stopped half-way): staging is not storage. The batch and
+    its list of photos stay, with a message; photos sent again are checked as usual. Returns the batches."""
+    cutoff = timezone.now() - older_than
+    purged = []
+    for batch in UploadBatch.objects.filter(state__in=OPEN_STATES, updated_at__lt=cutoff):
+        staged = batch.items.filter(state=ItemState.RECEIVED).exclude(file="")
+        for item in staged:
+            item.file.delete(save=False)
+        staged.update(file="")
+        if batch.source_zip:
+            batch.source_zip.delete(save=False)
+        UploadBatch.objects.filter(pk=batch.pk).update(
+            state=BatchState.FAILED,
+            source_zip="",
+            error=f"Nothing happened here for {older_than.days} days, so the photos waiting to be imported "
+            "were removed. Send them again to go on.",
+            updated_at=timezone.now(),
+        )
+        purged.append(batch.pk)
+    return purged
 
 
 # --- the batch's services (permission-checked; the views and the API call these) ------------------------
@@ -592,7 +674,7 @@ def _require_open(actor: AnyUser, batch: UploadBatch) -> None:
     """Photos, a CSV or a new check are taken until the import is done; after an import that stopped
     half-way (FAILED) too: the check then covers the photos not imported yet."""
     require(actor, batch, Action.CONTRIBUTE)
-    if batch.state not in (BatchState.RECEIVING, BatchState.INVALID, BatchState.VALID, BatchState.FAILED):
+    if batch.state not in OPEN_STATES:
         raise ValidationError({"batch": [f"The upload is {batch.get_state_display().lower()}: wait for it."]})
 
 
@@ -624,10 +706,15 @@ def _reopen(batch: UploadBatch) -> None:
 
 
 def batch_check(*, actor: AnyUser, batch: UploadBatch) -> UploadBatch:
-    """Start the dry run on a worker."""
+    """Start the dry run on a worker (it checks what `actor` may do, e.g. name individuals)."""
     _require_open(actor, batch)
     UploadBatch.objects.filter(pk=batch.pk).update(
-        state=BatchState.VALIDATING, checked=0, problems=[], error="", updated_at=timezone.now()
+        state=BatchState.VALIDATING,
+        checked=0,
+        problems=[],
+        error="",
+        acting_user=actor,
+        updated_at=timezone.now(),
     )
     transaction.on_commit(lambda: _enqueue("check", batch.pk))
     batch.refresh_from_db()
@@ -635,10 +722,20 @@ def batch_check(*, actor: AnyUser, batch: UploadBatch) -> UploadBatch:
 
 
 def batch_import(*, actor: AnyUser, batch: UploadBatch) -> UploadBatch:
-    """Start the import of a batch whose dry run found nothing wrong."""
+    """Start the import of a batch whose dry run found nothing wrong. The import is `actor`'s: naming
+    individuals needs their curate right, whoever made the batch or its CSV."""
     require(actor, batch, Action.CONTRIBUTE)
+    named = (
+        batch.items.filter(state=ItemState.RECEIVED, plan__individual__gt="")
+        .values_list("plan__species", flat=True)
+        .distinct()
+    )
+    if any(not granted(actor, batch.project_id, Action.CURATE, [int(s)]) for s in named if s):
+        raise PermissionDenied(
+            "This upload names individuals: only a curator of their species may import it."
+        )
     if not UploadBatch.objects.filter(pk=batch.pk, state=BatchState.VALID).update(
-        state=BatchState.IMPORTING, updated_at=timezone.now()
+        state=BatchState.IMPORTING, acting_user=actor, updated_at=timezone.now()
     ):
         raise ValidationError({"batch": ["Only a checked upload with no problems can be imported."]})
     transaction.on_commit(lambda: _enqueue("import", batch.pk))

@@ -11,6 +11,7 @@ from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
+from catalog import validators
 from catalog.models import MediaAsset, Sighting, Species, UploadBatch, Viewpoint
 from resight.permissions import Action, AnyUser, projects_for
 
@@ -83,10 +84,7 @@ class SightingForm(forms.ModelForm):
 
 def _time_zone(value: str) -> str:
     name = value.strip()
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise forms.ValidationError(f"Unknown time zone “{name}”.") from exc
+    validators.validate_time_zone(name)  # the model's rule, so the form says what the service would
     return name
 
 
@@ -168,13 +166,28 @@ class AnnotationForm(forms.Form):
         self.fields["media_asset"].queryset = sighting.media_assets.all()  # type: ignore[attr-defined]
 
 
+def _is_iso_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 class PopulationForm(forms.Form):
     """Which species and which capture sessions the population page estimates from."""
 
     species = forms.ModelChoiceField(queryset=Species.objects.none(), empty_label=None)
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[validators.validate_calendar_date],
+    )
     end = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Inclusive."
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Inclusive.",
+        validators=[validators.validate_calendar_date],
     )
     sessions = forms.IntegerField(
         min_value=2, max_value=52, initial=2, help_text="Equal sessions between start and end."
@@ -195,7 +208,12 @@ class PopulationForm(forms.Form):
         try:
             dates = [dt.date.fromisoformat(p) for p in parts]
         except ValueError as exc:
-            raise forms.ValidationError(f"Dates as YYYY-MM-DD separated by commas ({exc}).") from exc
+            raise forms.ValidationError(
+                "Dates as YYYY-MM-DD separated by commas (%(bad)s is none).",
+                params={"bad": next(p for p in parts if not _is_iso_date(p))},
+            ) from exc
+        for day in dates:
+            validators.validate_calendar_date(day)
         if dates and (len(dates) < 3 or any(b <= a for a, b in itertools.pairwise(dates))):
             raise forms.ValidationError("At least three increasing dates (two sessions).")
         return dates

@@ -58,31 +58,47 @@ def read_limited(stream: IO[bytes], max_bytes: int) -> bytes:
     return data
 
 
-def inspect(data: bytes, *, max_pixels: int) -> InspectedImage:
-    """Validate `data` as a photo Resight accepts and read its metadata. Raises ImageRejected."""
+def set_pixel_limit(max_pixels: int) -> None:
+    """Make Pillow's own decompression-bomb limit the platform's (RESIGHT_MAX_IMAGE_PIXELS): otherwise its
+    default (about 89.5 megapixels) silently wins over a higher setting, and every decode in the process
+    (renditions, workers reading stored photos) is held to the same limit as uploads."""
+    Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def probe(data: bytes, *, max_pixels: int) -> str:
+    """The image format of `data`, read from its header without decoding the pixels; ImageRejected for
+    anything that is not a photo Resight accepts or has more than `max_pixels`. Cheap enough to run
+    before a file is even staged."""
     if not data:
         raise ImageRejected("The file is empty.")
+    too_many = f"The image has too many pixels; the limit is {max_pixels / 1e6:.0f} megapixels."
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a bomb is an error at any size.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(data)) as probe:
-                image_format = probe.format or ""
-                pixels = probe.width * probe.height
+            with Image.open(io.BytesIO(data)) as header:
+                image_format = header.format or ""
+                pixels = header.width * header.height
         except UnidentifiedImageError as exc:
             raise ImageRejected(
                 "The file is not an image Resight can read (JPEG, PNG, WebP or HEIC)."
             ) from exc
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageRejected("The image has too many pixels to be decoded safely.") from exc
-        if image_format not in ACCEPTED_FORMATS:
-            raise ImageRejected(
-                f"{image_format or 'This'} images are not accepted; use JPEG, PNG, WebP or HEIC."
-            )
-        if pixels > max_pixels:
-            raise ImageRejected(
-                f"The image has {pixels / 1e6:.0f} megapixels; the limit is {max_pixels / 1e6:.0f}."
-            )
+            raise ImageRejected(too_many) from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageRejected(f"The image header cannot be read ({exc}).") from exc
+    if image_format not in ACCEPTED_FORMATS:
+        raise ImageRejected(f"{image_format or 'This'} images are not accepted; use JPEG, PNG, WebP or HEIC.")
+    if pixels > max_pixels:
+        raise ImageRejected(too_many)
+    return image_format
+
+
+def inspect(data: bytes, *, max_pixels: int) -> InspectedImage:
+    """Validate `data` as a photo Resight accepts and read its metadata. Raises ImageRejected."""
+    image_format = probe(data, max_pixels=max_pixels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(data)) as image:
                 image.verify()  # structure and checksums (PNG CRCs)
@@ -126,7 +142,12 @@ def _taken_at(exif: Image.Exif) -> datetime | None:
         except ValueError:
             tz = UTC
     # Cameras without an offset tag record local time of unknown zone; UTC is the documented assumption.
-    return naive.replace(tzinfo=tz)
+    taken = naive.replace(tzinfo=tz)
+    try:
+        taken.astimezone(UTC)  # 0001-01-01 00:00 +01:00 lies before year 1 in UTC
+    except OverflowError:
+        return None
+    return taken
 
 
 def _dms_to_degrees(dms: Any, ref: Any) -> float | None:

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from catalog.validators import (
+    EARLIEST_TIME,
+    LATEST_STORABLE_TIME,
+    no_nul,
+    validate_finite,
+    validate_observation_time,
+    validate_time_zone,
+    validate_uncertainty,
+)
 from resight.models import Project
+
+
+def _time_in_storable_range(field: str, *, nullable: bool = False) -> Q:
+    """The database's own guard: no stored time Python could not load back (see catalog.validators)."""
+    cond = Q(**{f"{field}__gte": EARLIEST_TIME, f"{field}__lt": LATEST_STORABLE_TIME})
+    return cond | Q(**{f"{field}__isnull": True}) if nullable else cond
 
 
 class IdentificationMethod(models.TextChoices):
@@ -77,11 +93,13 @@ class IndividualStatus(models.TextChoices):
 class Individual(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="individuals")
     species = models.ForeignKey(Species, on_delete=models.PROTECT, related_name="individuals")
-    code = models.CharField(max_length=60, help_text="Catalogue code, unique in the project")
-    name = models.CharField(max_length=120, blank=True)
+    code = models.CharField(
+        max_length=60, help_text="Catalogue code, unique in the project", validators=[no_nul]
+    )
+    name = models.CharField(max_length=120, blank=True, validators=[no_nul])
     sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
     life_stage = models.CharField(max_length=10, choices=LifeStage.choices, default=LifeStage.UNKNOWN)
-    notes = models.TextField(blank=True)
+    notes = models.TextField(blank=True, validators=[no_nul])
     status = models.CharField(
         max_length=10, choices=IndividualStatus.choices, default=IndividualStatus.ACTIVE
     )
@@ -113,20 +131,29 @@ class Sighting(models.Model):
     """One observation event: a time and a place. Several animals in it are several annotations."""
 
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="sightings")
-    observed_at = models.DateTimeField(db_index=True)
-    time_zone = models.CharField(max_length=64, default="UTC", help_text="IANA zone the time was recorded in")
+    observed_at = models.DateTimeField(db_index=True, validators=[validate_observation_time])
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        help_text="IANA zone the time was recorded in",
+        validators=[validate_time_zone],
+    )
     latitude = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(-90), MaxValueValidator(90)]
+        null=True,
+        blank=True,
+        validators=[validate_finite, MinValueValidator(-90), MaxValueValidator(90)],
     )
     longitude = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(-180), MaxValueValidator(180)]
+        null=True,
+        blank=True,
+        validators=[validate_finite, MinValueValidator(-180), MaxValueValidator(180)],
     )
     location_uncertainty_m = models.FloatField(
-        "location uncertainty (m)", null=True, blank=True, validators=[MinValueValidator(0)]
+        "location uncertainty (m)", null=True, blank=True, validators=[validate_uncertainty]
     )
-    location_name = models.CharField(max_length=200, blank=True)
-    observer = models.CharField(max_length=200, blank=True)
-    notes = models.TextField(blank=True)
+    location_name = models.CharField(max_length=200, blank=True, validators=[no_nul])
+    observer = models.CharField(max_length=200, blank=True, validators=[no_nul])
+    notes = models.TextField(blank=True, validators=[no_nul])
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -142,6 +169,9 @@ class Sighting(models.Model):
                 condition=Q(latitude__isnull=True, longitude__isnull=True)
                 | Q(latitude__gte=-90, latitude__lte=90, longitude__gte=-180, longitude__lte=180),
                 name="sighting_point_complete_and_in_range",
+            ),
+            models.CheckConstraint(
+                condition=_time_in_storable_range("observed_at"), name="sighting_time_storable"
             ),
         ]
 
@@ -198,6 +228,10 @@ class MediaAsset(models.Model):
         ordering = ["sighting", "id"]
         constraints = [
             models.UniqueConstraint(fields=["project", "sha256"], name="asset_unique_content_in_project"),
+            models.CheckConstraint(
+                condition=_time_in_storable_range("exif_taken_at", nullable=True),
+                name="asset_exif_time_storable",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -233,7 +267,7 @@ class Annotation(models.Model):
     height = models.PositiveIntegerField()
     mask = models.FileField(upload_to="masks/", null=True, blank=True, max_length=300)
     viewpoint = models.CharField(max_length=10, choices=Viewpoint.choices, default=Viewpoint.UNKNOWN)
-    body_part = models.CharField(max_length=60, blank=True)
+    body_part = models.CharField(max_length=60, blank=True, validators=[no_nul])
     individual = models.ForeignKey(
         Individual, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
     )
@@ -300,13 +334,27 @@ class UploadBatch(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="upload_batches")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    acting_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who last started the check or the import: the worker acts with their rights, and the "
+        "catalogue's audit names them",
+    )
     state = models.CharField(max_length=12, choices=BatchState.choices, default=BatchState.RECEIVING)
     # Defaults for photos the CSV says nothing about (or every photo, without a CSV).
     species = models.ForeignKey(Species, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     viewpoint = models.CharField(max_length=10, choices=Viewpoint.choices, default=Viewpoint.UNKNOWN)
     body_part = models.CharField(max_length=60, blank=True)
-    default_time = models.DateTimeField(null=True, blank=True, help_text="For photos with no time at all")
-    time_zone = models.CharField(max_length=64, default="UTC")
+    default_time = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="For photos with no time at all",
+        validators=[validate_observation_time],
+    )
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     folders_name_individuals = models.BooleanField(
         default=False,
         help_text="Photos in images/<individual>/… belong to that individual (catalogue import)",
@@ -327,6 +375,12 @@ class UploadBatch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=_time_in_storable_range("default_time", nullable=True),
+                name="batch_default_time_storable",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Upload {self.pk} ({self.get_state_display()})"
@@ -334,6 +388,11 @@ class UploadBatch(models.Model):
     @property
     def is_working(self) -> bool:
         return self.state in BATCH_WORKING_STATES
+
+    @property
+    def actor(self) -> User:
+        """Whose rights the worker's check and import use."""
+        return self.acting_user or self.created_by
 
 
 class ItemState(models.TextChoices):

@@ -6,12 +6,14 @@ import datetime as dt
 import itertools
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch, Q, QuerySet
 
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species
 from resight.models import Project
-from resight.permissions import Action, AnyUser, granted, scope
+from resight.params import parse_id
+from resight.permissions import Action, AnyUser, scope
 
 # 0.1 degree is about 11 km of latitude: enough to hide a den or a nest, still useful for regional maps.
 BLUR_DEGREES = 0.1
@@ -27,13 +29,38 @@ class Location:
     blurred: bool
 
 
+def blurred_sightings(user: AnyUser) -> QuerySet[Annotation, Any]:
+    """The ids (`sighting_id`) of the sightings whose place `user` may know only blurred: those with an
+    annotation of a sensitive species the user may not curate in that project. One rule for pages, the
+    API, search, map points and match filters."""
+    curated = scope(Annotation.objects.all(), user, Action.CURATE)
+    hidden = Annotation.objects.filter(species__locations_sensitive=True).exclude(pk__in=curated)
+    return hidden.values("sighting_id")
+
+
 def sightings_for(user: AnyUser, action: Action = Action.VIEW) -> QuerySet[Sighting]:
-    annotations = Annotation.objects.select_related("species", "individual")
+    """The sightings `user` may see, each with `location_blurred` and only the annotations (animals) the
+    user may see: a species-scoped grantee sees a shared sighting's other animals neither named nor
+    coded."""
     return (
         scope(Sighting.objects.all(), user, action)
         .select_related("project")
-        .prefetch_related(Prefetch("annotations", queryset=annotations))
+        .annotate(location_blurred=Exists(blurred_sightings(user).filter(sighting_id=OuterRef("pk"))))
+        .prefetch_related(Prefetch("annotations", queryset=annotations_for(user)))
     )
+
+
+def sighting_search(queryset: QuerySet[Sighting], user: AnyUser, text: str) -> QuerySet[Sighting]:
+    """Sightings whose observer, notes or place name contain every word of `text`; the place name only
+    where `user` may know it (letter-by-letter probing would otherwise recover a blurred place)."""
+    blurred = blurred_sightings(user)
+    for word in text.split():
+        queryset = queryset.filter(
+            Q(observer__icontains=word)
+            | Q(notes__icontains=word)
+            | (Q(location_name__icontains=word) & ~Q(pk__in=blurred))
+        )
+    return queryset
 
 
 def individuals_for(user: AnyUser, action: Action = Action.VIEW) -> QuerySet[Individual]:
@@ -48,7 +75,15 @@ def individuals_for(user: AnyUser, action: Action = Action.VIEW) -> QuerySet[Ind
 
 
 def media_assets_for(user: AnyUser, action: Action = Action.VIEW) -> QuerySet[MediaAsset]:
-    return scope(MediaAsset.objects.all(), user, action).select_related("project", "sighting")
+    """The photos `user` may see, each with only the annotations the user may see."""
+    return (
+        scope(MediaAsset.objects.all(), user, action)
+        .select_related("project", "sighting")
+        .annotate(
+            location_blurred=Exists(blurred_sightings(user).filter(sighting_id=OuterRef("sighting_id")))
+        )
+        .prefetch_related(Prefetch("annotations", queryset=annotations_for(user)))
+    )
 
 
 def annotations_for(user: AnyUser, action: Action = Action.VIEW) -> QuerySet[Annotation]:
@@ -57,14 +92,23 @@ def annotations_for(user: AnyUser, action: Action = Action.VIEW) -> QuerySet[Ann
     )
 
 
-def sensitive_species_ids(sighting: Sighting) -> set[int]:
-    """Species of this sighting whose locations are sensitive (uses prefetched annotations)."""
-    return {a.species_id for a in sighting.annotations.all() if a.species.locations_sensitive}
+def photo_location_blurred(user: AnyUser, asset: MediaAsset) -> bool:
+    """Whether the photo's sighting has a place `user` may know only blurred: then its EXIF position and
+    its original (which carries it) are withheld too (read through media_assets_for: no query)."""
+    blurred = getattr(asset, "location_blurred", None)
+    if blurred is None:
+        blurred = asset.sighting_id is not None and (
+            blurred_sightings(user).filter(sighting_id=asset.sighting_id).exists()
+        )
+    return bool(blurred)
 
 
 def location_is_precise(user: AnyUser, sighting: Sighting) -> bool:
-    sensitive = sensitive_species_ids(sighting)
-    return not sensitive or granted(user, sighting.project_id, Action.CURATE, sensitive)
+    """Whether `user` may know where `sighting` was exactly (read through sightings_for: no query)."""
+    blurred = getattr(sighting, "location_blurred", None)
+    if blurred is None:
+        blurred = blurred_sightings(user).filter(sighting_id=sighting.pk).exists()
+    return not blurred
 
 
 def sighting_location(user: AnyUser, sighting: Sighting) -> Location:
@@ -94,8 +138,8 @@ def individual_filter(queryset: QuerySet[Individual], params: dict[str, str]) ->
     if q := params.get("q", "").strip():
         queryset = queryset.filter(Q(code__icontains=q) | Q(name__icontains=q) | Q(notes__icontains=q))
     for field in ("project", "species"):
-        if (value := params.get(field, "")).isdigit():
-            queryset = queryset.filter(**{f"{field}_id": int(value)})
+        if (pk := parse_id(params.get(field))) is not None:
+            queryset = queryset.filter(**{f"{field}_id": pk})
     for field in ("sex", "status", "life_stage"):
         if value := params.get(field, ""):
             queryset = queryset.filter(**{field: value})

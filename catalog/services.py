@@ -18,10 +18,10 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.forms.models import model_to_dict
 
-from catalog import images, signals
+from catalog import images, signals, validators
 from catalog.models import (
     Annotation,
     Individual,
@@ -33,7 +33,7 @@ from catalog.models import (
 )
 from resight import audit
 from resight.models import Project
-from resight.permissions import Action, AnyUser, require, require_project
+from resight.permissions import Action, AnyUser, End, require, require_link, require_project
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class PhotoUpload:
 @dataclass
 class _StoredFiles:
     names: list[str] = field(default_factory=list)
+
+
+def _violated_constraint(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None)
 
 
 @contextlib.contextmanager
@@ -111,7 +116,7 @@ def _store_asset(
         size_bytes=len(image.data),
         width=image.width,
         height=image.height,
-        exif_taken_at=image.taken_at,
+        exif_taken_at=exif_time(image),
         exif_latitude=image.latitude,
         exif_longitude=image.longitude,
         uploaded_by=actor if actor.is_authenticated else None,
@@ -125,7 +130,15 @@ def _store_asset(
     thumbnail = images.rendition(image.data, images.THUMBNAIL_MAX_SIDE)
     asset.thumbnail.save(f"{image.sha256}-thumb.jpg", ContentFile(thumbnail), save=False)
     stored.names.append(str(asset.thumbnail.name))
-    asset.save()
+    try:
+        with transaction.atomic():
+            asset.save()
+    except IntegrityError as exc:
+        # The same photo sent twice at once: both passed inspect_photos, the database keeps one. The
+        # other gets the same answer as a photo sent after it (its files are removed by the caller).
+        if _violated_constraint(exc) == "asset_unique_content_in_project":
+            raise ValidationError({"photos": [f"{name}: this photo is already in the project."]}) from exc
+        raise
     audit.record(
         actor=actor,
         action="media_asset.upload",
@@ -162,13 +175,21 @@ class SightingData:
     notes: str = ""
 
 
+def exif_time(image: images.InspectedImage) -> dt.datetime | None:
+    """The photo's EXIF time, unless a wrong camera clock put it outside what a sighting may have."""
+    taken = image.taken_at
+    return taken if taken is not None and validators.is_plausible_time(taken) else None
+
+
 def _with_exif_defaults(data: SightingData, inspected: Sequence[images.InspectedImage]) -> SightingData:
     """Fill the time and place the user left empty from the photos' EXIF."""
     observed_at, lat, lon = data.observed_at, data.latitude, data.longitude
     if observed_at is None:
-        times = [i.taken_at for i in inspected if i.taken_at is not None]
+        times = [t for t in map(exif_time, inspected) if t is not None]
         if not times:
-            raise ValidationError({"observed_at": ["Give the time of the sighting; the photos carry none."]})
+            implausible = any(i.taken_at is not None for i in inspected)
+            reason = "their camera time is not plausible" if implausible else "the photos carry none"
+            raise ValidationError({"observed_at": [f"Give the time of the sighting; {reason}."]})
         observed_at = min(times)
     if lat is None and lon is None:
         located = next((i for i in inspected if i.latitude is not None), None)
@@ -240,10 +261,10 @@ def sighting_create(
 
 def sighting_update(*, actor: AnyUser, sighting: Sighting, changes: dict[str, Any]) -> Sighting:
     require(actor, sighting, Action.CONTRIBUTE)
-    before = model_to_dict(sighting)
-    for name, value in changes.items():
-        setattr(sighting, name, value)
     with transaction.atomic():
+        before = audit.stored_before(sighting)
+        for name, value in changes.items():
+            setattr(sighting, name, value)
         _validated_sighting(sighting).save()
         audit.record(
             actor=actor,
@@ -274,7 +295,7 @@ def _annotation_save(actor: AnyUser, annotation: Annotation, *, match_now: bool 
         raise ValidationError({"box": ["The box must have a positive width and height."]})
     check_annotation_vocabulary(annotation.species, annotation.viewpoint, annotation.body_part)
     creating = annotation.pk is None
-    before = {} if creating else model_to_dict(Annotation.objects.get(pk=annotation.pk))
+    before = {} if creating else audit.stored_before(annotation)
     if (
         before
         and annotation.mask
@@ -286,8 +307,14 @@ def _annotation_save(actor: AnyUser, annotation: Annotation, *, match_now: bool 
         if individual.species_id != annotation.species_id:
             raise ValidationError({"individual": ["The individual is of another species."]})
         if before.get("individual") != individual.pk:
-            # Saying who an animal is, is a curator's decision (on the individual's project).
-            require(actor, individual, Action.CURATE)
+            # Saying who an animal is, is a curator's decision on both ends: the photo's project and the
+            # individual's, within one organisation.
+            require_link(
+                actor,
+                Action.CURATE,
+                End(asset.project_id, annotation.species_id),
+                End(individual.project_id, individual.species_id),
+            )
             # Lock the individual's row: a merge holding it finishes first, and a merged individual takes
             # no new photos (they would be stranded on it).
             status = (
@@ -362,7 +389,10 @@ def annotation_create(
 
 
 def annotation_update(*, actor: AnyUser, annotation: Annotation, changes: dict[str, Any]) -> Annotation:
-    require(actor, annotation, Action.CONTRIBUTE)
+    """Change an annotation's box, species, viewpoint... (contributors) or its identity (curators; a
+    curate-only grantee may do the latter alone)."""
+    identity_only = set(changes) <= {"individual"}
+    require(actor, annotation, Action.CURATE if identity_only else Action.CONTRIBUTE)
     if "individual" in changes and changes["individual"] != annotation.individual:
         require(actor, annotation, Action.CURATE)  # also to unassign; assigning checks the individual too
     for name, value in changes.items():

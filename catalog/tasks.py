@@ -3,10 +3,12 @@ each task safe to run twice, so a redelivered or re-enqueued task resumes where 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 
 from catalog import bulk
 from catalog.models import BatchState, UploadBatch
@@ -23,6 +25,15 @@ def check_batch(batch_id: int) -> None:
 @shared_task(acks_late=True)
 def import_batch(batch_id: int) -> None:
     bulk.run_import(batch_id)
+
+
+@shared_task(acks_late=True)
+def purge_abandoned_batches() -> None:
+    """Celery beat: staged photos of uploads left unimported for RESIGHT_UPLOAD_RETENTION_DAYS go."""
+    days = settings.RESIGHT_UPLOAD_RETENTION_DAYS
+    purged = bulk.purge_abandoned(dt.timedelta(days=days))
+    if purged:
+        logger.info("removed the staged photos of uploads untouched for %s days: %s", days, purged)
 
 
 @worker_ready.connect

@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -29,7 +29,8 @@ from catalog import population as population_maths
 from catalog.forms import AnnotationForm, PopulationForm, SightingForm
 from catalog.models import Individual, IndividualStatus, Sex, Sighting, Species
 from resight.models import Project
-from resight.permissions import Action, AnyUser, get_for, granted, projects_for, require, scope
+from resight.params import parse_id
+from resight.permissions import Action, AnyUser, get_for, granted, projects_for, scope
 
 MEDIA_VARIANTS = {"original", "preview", "thumbnail"}
 CROP_MAX_SIDE = 480
@@ -255,8 +256,8 @@ def individual_gallery(request: HttpRequest, pk: int) -> HttpResponse:
 def sighting_create(request: HttpRequest) -> HttpResponse:
     user = request.user
     initial = {}
-    if (project_id := request.GET.get("project", "")).isdigit():
-        initial["project"] = int(project_id)
+    if (project_id := parse_id(request.GET.get("project"))) is not None:
+        initial["project"] = project_id
     form = SightingForm(request.POST or None, request.FILES or None, user=user, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -328,11 +329,7 @@ def _render_sighting(
 ) -> HttpResponse:
     user = request.user
     sighting = get_for(user, selectors.sightings_for(user), pk=pk)
-    assets = list(
-        selectors.media_assets_for(user)
-        .filter(sighting=sighting)
-        .prefetch_related("annotations__species", "annotations__individual")
-    )
+    assets = list(selectors.media_assets_for(user).filter(sighting=sighting))
     for asset in assets:
         asset.open_proposals = selectors.open_proposals(asset)  # type: ignore[attr-defined]
     return render(
@@ -363,11 +360,9 @@ def media_file(request: HttpRequest, pk: int, variant: str) -> FileResponse:
         raise Http404("No such variant.")
     user = request.user
     asset = get_for(user, selectors.media_assets_for(user), pk=pk)
-    if variant == "original":
+    if variant == "original" and selectors.photo_location_blurred(user, asset):
         # Originals keep their EXIF GPS; renditions are re-encoded without it.
-        sighting = asset.sighting_id and selectors.sightings_for(user).filter(pk=asset.sighting_id).first()
-        if sighting and not selectors.location_is_precise(user, sighting):
-            require(user, sighting, Action.CURATE)
+        raise PermissionDenied("The original carries the precise place of a sensitive species.")
     field = {"original": asset.file, "preview": asset.preview, "thumbnail": asset.thumbnail}[variant]
     content_type = mimetypes.guess_type(str(field.name))[0] or "application/octet-stream"
     response = FileResponse(field.open("rb"), content_type=content_type)

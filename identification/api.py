@@ -134,15 +134,6 @@ class MatchJobSerializer(serializers.ModelSerializer[MatchJob]):
         context["viewable_individuals"] = selectors.viewable_individual_ids(context["user"], instance)
         return super().to_representation(instance)
 
-    def validate_filters(self, value: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(value) - {"days", "radius_km", "same_viewpoint"}
-        if unknown:
-            raise serializers.ValidationError(f"Unknown filters: {', '.join(sorted(unknown))}")
-        for key in ("days", "radius_km"):
-            if key in value and not (isinstance(value[key], int | float) and value[key] > 0):
-                raise serializers.ValidationError(f"{key} must be a positive number")
-        return value
-
 
 class MatchJobViewSet(PolicyViewSet):
     """POST to start a job for an annotation; GET to poll its state and read ranked candidates."""

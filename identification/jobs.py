@@ -21,12 +21,14 @@ from collections.abc import Callable
 import numpy as np
 import psutil
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
+from catalog import selectors as catalog_selectors
 from catalog.models import Annotation
 from identification import features, search
 from identification.calibration import fusion_model_for
@@ -243,9 +245,16 @@ def _search_filter(job: MatchJob) -> search.SearchFilter:
         centre = query.sighting.observed_at
         span = dt.timedelta(days=float(f["days"]))
         between = (centre - span, centre + span)
-    near = None
-    if f.get("radius_km") and query.sighting.latitude is not None and query.sighting.longitude is not None:
-        near = (query.sighting.latitude, query.sighting.longitude, float(f["radius_km"]))
+    near, blurred = None, None
+    if f.get("radius_km"):
+        # Places are compared as precisely as the requester may know them, the query's and the
+        # catalogue's alike (catalog.selectors.blurred_sightings).
+        requester = job.requested_by or AnonymousUser()
+        place = catalog_selectors.sighting_location(requester, query.sighting)
+        if place.latitude is not None and place.longitude is not None:
+            near = (place.latitude, place.longitude, float(f["radius_km"]))
+            sql, params = catalog_selectors.blurred_sightings(requester).query.sql_with_params()
+            blurred = (sql, tuple(params))
     return search.SearchFilter(
         species_id=query.species_id,
         project_ids=tuple(job.project_ids),
@@ -255,6 +264,7 @@ def _search_filter(job: MatchJob) -> search.SearchFilter:
         viewpoint=viewpoint if viewpoint != "unknown" and f.get("same_viewpoint", True) else None,
         body_part=query.body_part or None,
         near=near,
+        blurred_sightings=blurred,
         observed_between=between,
     )
 

@@ -12,13 +12,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from catalog.models import Species
+from catalog.models import Annotation, Species
 from identification import plots, retraining, selectors
 from identification.models import EmbeddingSpace, TrainingRun
+from resight.params import parse_id
+from resight.permissions import Action, is_operator, scope
 
 
 def _require_staff(request: HttpRequest) -> None:
-    if not getattr(request.user, "is_staff", False):
+    if not is_operator(request.user):
         raise PermissionDenied("Model versions are the operators' (staff) to change.")
 
 
@@ -34,27 +36,39 @@ def _comparison(run: TrainingRun) -> list[dict[str, object]]:
     return rows
 
 
+def _id(value: str) -> int:
+    """A primary key from a query parameter; anything else finds nothing (a 404, not an error)."""
+    return parse_id(value) or 0
+
+
 @login_required
 @require_GET
 def model_registry(request: HttpRequest) -> HttpResponse:
-    spaces = EmbeddingSpace.objects.select_related("training_run").annotate(vectors=Count("embeddings"))
     all_runs = TrainingRun.objects.select_related("candidate", "compared_with")
     runs = all_runs[:20]
     wanted = request.GET.get("run", "")
-    chosen = all_runs.filter(pk=int(wanted)).first() if wanted.isdigit() else None
+    chosen = all_runs.filter(pk=_id(wanted)).first() if wanted else None
     run = chosen or (runs[0] if runs else None)
-    species = Species.objects.filter(annotations__individual__isnull=False).distinct()
+    # Counts over the whole instance (vectors, curated photos, training data) are the operators'; a
+    # member sees the versions and how well they rank, and maps only what they may see.
+    operator = is_operator(request.user)
+    spaces = EmbeddingSpace.objects.select_related("training_run")
+    if operator:
+        spaces = spaces.annotate(vectors=Count("embeddings"))
+    visible = scope(Annotation.objects.filter(individual__isnull=False), request.user, Action.VIEW)
+    species = Species.objects.filter(annotations__in=visible).distinct()
     return render(
         request,
         "identification/models.html",
         {
+            "operator": operator,
             "spaces": spaces.order_by("-created_at"),
             "runs": runs,
             "run": run,
             "comparison": _comparison(run) if run else [],
             "loss_svg": plots.loss_curve(run.history) if run else "",
             "species": species,
-            "newly_curated": retraining.newly_curated(),
+            "newly_curated": retraining.newly_curated() if operator else None,
             "params": request.GET,
         },
     )
@@ -64,8 +78,8 @@ def model_registry(request: HttpRequest) -> HttpResponse:
 @require_GET
 def model_map(request: HttpRequest) -> HttpResponse:
     """The t-SNE map of one species in one space (only the annotations the user may see)."""
-    space = get_object_or_404(EmbeddingSpace, pk=request.GET.get("space", "0") or 0)
-    species = get_object_or_404(Species, pk=request.GET.get("species", "0") or 0)
+    space = get_object_or_404(EmbeddingSpace, pk=_id(request.GET.get("space", "")))
+    species = get_object_or_404(Species, pk=_id(request.GET.get("species", "")))
     vectors, labels = selectors.space_vectors(request.user, space, species.pk, plots.MAP_MAX_POINTS)
     body = plots.embedding_map(
         vectors, labels, f"{species.common_name} in {space.key} ({len(labels)} photos)"

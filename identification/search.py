@@ -17,6 +17,7 @@ import numpy as np
 from django.db import connection, transaction
 from pgvector import HalfVector
 
+from catalog.selectors import BLUR_DEGREES
 from identification.models import AnnotationEmbedding, EmbeddingSpace
 
 # Measured (benchmarks/knn.py, 1280-d, one species of three and one project of four; catalogue-like vectors):
@@ -42,6 +43,9 @@ class SearchFilter:
     viewpoint: str | None = None
     body_part: str | None = None
     near: tuple[float, float, float] | None = None  # latitude, longitude, radius in km
+    # SQL (with its parameters) selecting the sightings whose place the requester may know only blurred:
+    # the radius is measured from their blurred point, so probing tiny radii reveals nothing more.
+    blurred_sightings: tuple[str, tuple[Any, ...]] | None = None
     observed_between: tuple[dt.datetime, dt.datetime] | None = None
 
 
@@ -113,13 +117,22 @@ def nearest(
     if flt.body_part:
         where.append("e.body_part = %s")
         params.append(flt.body_part)
+    point = ""  # a lateral join giving each row the point its radius is measured from
+    point_params: list[Any] = []
     if flt.near is not None:
         lat, lon, radius_km = flt.near
+        blurred_sql, blurred_params = flt.blurred_sightings or ("SELECT NULL::bigint WHERE false", ())
+        point = (
+            "CROSS JOIN LATERAL (SELECT CASE WHEN b.blurred THEN round(s.latitude / %s) * %s "
+            "ELSE s.latitude END AS lat, CASE WHEN b.blurred THEN round(s.longitude / %s) * %s "
+            f"ELSE s.longitude END AS lon FROM (SELECT s.id IN ({blurred_sql}) AS blurred) b) p "
+        )
+        point_params = [BLUR_DEGREES] * 4 + list(blurred_params)
         # Haversine on the sighting's point; sightings without a point are outside any radius.
         where.append(
-            "s.latitude IS NOT NULL AND 2 * 6371.0 * asin(sqrt("
-            "power(sin(radians(s.latitude - %s) / 2), 2) + cos(radians(%s)) * cos(radians(s.latitude)) "
-            "* power(sin(radians(s.longitude - %s) / 2), 2))) <= %s"
+            "p.lat IS NOT NULL AND 2 * 6371.0 * asin(sqrt("
+            "power(sin(radians(p.lat - %s) / 2), 2) + cos(radians(%s)) * cos(radians(p.lat)) "
+            "* power(sin(radians(p.lon - %s) / 2), 2))) <= %s"
         )
         params += [lat, lat, lon, radius_km]
     if flt.observed_between is not None:
@@ -129,7 +142,7 @@ def nearest(
         f"SELECT e.annotation_id, a.individual_id, "
         f"(e.vector::halfvec({dim})) <=> %s::halfvec({dim}) AS distance "
         f"FROM {table} e JOIN catalog_annotation a ON a.id = e.annotation_id "
-        f"JOIN catalog_sighting s ON s.id = a.sighting_id "
+        f"JOIN catalog_sighting s ON s.id = a.sighting_id {point}"
         f"WHERE {' AND '.join(where)} ORDER BY distance LIMIT %s"
     )
     query = HalfVector(vector.astype(np.float32)).to_text()  # text, cast to halfvec in SQL
@@ -140,6 +153,6 @@ def nearest(
             cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
             cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search or max(EF_SEARCH_MIN, 2 * k))}")
             cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}")
-        cursor.execute(sql, [query, *params, k])
+        cursor.execute(sql, [query, *point_params, *params, k])
         rows = cursor.fetchall()
     return [Neighbour(int(a), int(i), 1.0 - float(d)) for a, i, d in rows]

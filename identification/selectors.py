@@ -154,5 +154,5 @@ def space_vectors(
         .order_by("annotation_id")
         .values_list("vector", "annotation__individual__code")[:limit]
     )
-    vectors = np.array([search.as_array(v) for v, _ in rows]).reshape(len(rows), -1)
+    vectors = np.array([search.as_array(v) for v, _ in rows]).reshape(len(rows), space.dim)
     return vectors, [code for _, code in rows]

@@ -31,15 +31,38 @@ from identification.models import (
 )
 from resight import audit
 from resight.models import Project
-from resight.permissions import Action, AnyUser, projects_for, require
+from resight.permissions import Action, AnyUser, End, projects_matched_from, require, require_link
+
+# Match filters: a window of days around the sighting, a radius around its place (the earth's half
+# circumference covers every place), and whether only the same viewpoint is compared.
+MAX_FILTER_DAYS = 365 * 200
+MAX_FILTER_RADIUS_KM = 20_038.0
+
+
+def validated_filters(filters: dict[str, Any]) -> dict[str, Any]:
+    """The match filters as stored: known keys, finite numbers in range (a window of 1e308 days is no
+    window: it overflows), a boolean for same_viewpoint."""
+    unknown = set(filters) - {"days", "radius_km", "same_viewpoint"}
+    if unknown:
+        raise ValidationError({"filters": [f"Unknown filters: {', '.join(sorted(unknown))}."]})
+    limits = {"days": MAX_FILTER_DAYS, "radius_km": MAX_FILTER_RADIUS_KM}
+    for key, limit in limits.items():
+        value = filters.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= limit:
+            raise ValidationError({"filters": [f"{key} must be a number above 0 and at most {limit:g}."]})
+    if not isinstance(filters.get("same_viewpoint", True), bool):
+        raise ValidationError({"filters": ["same_viewpoint must be true or false."]})
+    return {k: v for k, v in filters.items() if v is not None}
 
 
 def match_job_start(
     *, actor: AnyUser, annotation: Annotation, filters: dict[str, Any] | None = None
 ) -> MatchJob:
-    """Queue a job matching `annotation` against every project `actor` may match against."""
+    """Queue a job matching `annotation` against every catalogue its project may be matched against."""
     require(actor, annotation, Action.CONTRIBUTE)
-    project_ids = sorted(projects_for(actor, Action.MATCH).values_list("pk", flat=True))
+    project_ids = projects_matched_from(annotation.media_asset.project, annotation.species_id)
     job = MatchJob.objects.create(
         annotation=annotation,
         requested_by=actor if actor.is_authenticated else None,
@@ -50,7 +73,7 @@ def match_job_start(
         else settings.RESIGHT_LOCAL_MATCHER,
         shortlist_size=settings.RESIGHT_SHORTLIST,
         project_ids=project_ids,
-        filters=filters or {},
+        filters=validated_filters(filters or {}),
     )
     transaction.on_commit(lambda: _enqueue(job.pk))
     return job
@@ -101,7 +124,7 @@ def on_batch_imported(*, batch: UploadBatch, annotation_ids: list[int], **kwargs
     )
     with transaction.atomic():
         for annotation in pending.select_related("species", "media_asset"):
-            match_job_start(actor=batch.created_by, annotation=annotation)
+            match_job_start(actor=batch.actor, annotation=annotation)
 
 
 def on_media_asset_stored(*, media_asset: MediaAsset, **kwargs: object) -> None:
@@ -155,6 +178,17 @@ def decide(
             .get(pk=annotation.pk)
         )
         previous = locked.individual_id
+        if previous is not None and kind in (DecisionKind.CONFIRM, DecisionKind.NEW_INDIVIDUAL):
+            # Another curator decided while this one looked (or the photo was identified elsewhere):
+            # say so instead of applying a second identity over the first.
+            raise ValidationError(
+                {
+                    "decision": [
+                        f"Already decided: this animal was identified as {_code(previous)} (undo that "
+                        "decision, or split the individual, to change it)."
+                    ]
+                }
+            )
         if kind == DecisionKind.CONFIRM:
             assert candidate is not None
             catalog_services.annotation_update(
@@ -196,6 +230,10 @@ def decide(
             note=note,
             decided_by=actor if actor.is_authenticated else None,
         )
+
+
+def _code(individual_id: int) -> str:
+    return Individual.objects.filter(pk=individual_id).values_list("code", flat=True).first() or "another"
 
 
 def _next_code(project: Project, species: Species) -> str:
@@ -320,6 +358,12 @@ def individual_merge(*, actor: AnyUser, source: Individual, target: Individual) 
     """Move every annotation of `source` to `target` and mark `source` merged into it."""
     require(actor, source, Action.CURATE)
     require(actor, target, Action.CURATE)
+    require_link(
+        actor,
+        Action.CURATE,
+        End(source.project_id, source.species_id),
+        End(target.project_id, target.species_id),
+    )
     with transaction.atomic():
         source, target = _locked(source, target)
         preview = selectors.merge_preview(source, target)  # checked again under the locks

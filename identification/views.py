@@ -16,6 +16,7 @@ from catalog import selectors as catalog_selectors
 from catalog.models import Annotation, Individual, IndividualStatus
 from identification import review, selectors, services
 from identification.models import IdentityChange, MatchJob
+from resight.params import parse_id
 from resight.permissions import Action, AnyUser, can, get_for
 
 
@@ -97,7 +98,7 @@ def match_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 actor=request.user,
                 job=job,
                 kind=kind,
-                candidate_rank=int(rank) if rank.isdigit() else None,
+                candidate_rank=parse_id(rank),
                 new_code=request.POST.get("new_code", ""),
                 note=request.POST.get("note", ""),
             )
@@ -120,7 +121,7 @@ def match_decide(request: HttpRequest, pk: int) -> HttpResponse:
 def review_next(request: HttpRequest) -> HttpResponse:
     """The review queue: hands this curator the next annotation nobody else is reviewing."""
     project = request.GET.get("project", "")
-    job = review.claim_next(request.user, int(project) if project.isdigit() else None)
+    job = review.claim_next(request.user, parse_id(project))
     if job is None:
         return render(request, "identification/review_empty.html", {"project": project})
     return redirect(f"{reverse('match-job', kwargs={'pk': job.pk})}?queue={project or 'all'}")
@@ -144,7 +145,7 @@ def individual_merge(request: HttpRequest, pk: int) -> HttpResponse:
     source = get_for(user, catalog_selectors.individuals_for(user), Action.CURATE, pk=pk)
     targets = _merge_targets(user, source)
     raw = request.POST.get("target") or request.GET.get("target", "")
-    target = targets.filter(pk=int(raw)).first() if raw.isdigit() else None
+    target = targets.filter(pk=target_id).first() if (target_id := parse_id(raw)) is not None else None
     preview, error = None, ""
     if target is not None:
         try:
@@ -169,7 +170,7 @@ def individual_split(request: HttpRequest, pk: int) -> HttpResponse:
     """From the individual page's selected photos: first a preview, then (confirm=1) the split."""
     user = request.user
     individual = get_for(user, catalog_selectors.individuals_for(user), Action.CURATE, pk=pk)
-    ids = sorted({int(v) for v in request.POST.getlist("annotations") if v.isdigit()})
+    ids = sorted({i for v in request.POST.getlist("annotations") if (i := parse_id(v)) is not None})
     new_code = request.POST.get("new_code", "")
     preview, error = None, ""
     try:

@@ -70,6 +70,12 @@ def _is_superuser(user: AnyUser) -> bool:
     return bool(getattr(user, "is_superuser", False) and user.is_active)
 
 
+def is_operator(user: AnyUser) -> bool:
+    """Operators (staff) run the instance: shared reference data (species), model versions and training,
+    and the instance-wide figures that go with them."""
+    return bool(getattr(user, "is_staff", False) and user.is_active)
+
+
 def grants_for(user: AnyUser) -> list[Grant]:
     """What `user` may do, project by project. Cached on the user object for the request."""
     if not user.is_authenticated or not user.is_active:
@@ -88,11 +94,18 @@ def grants_for(user: AnyUser) -> list[Grant]:
         SharingAgreement.objects.valid().filter(grantee_id__in=role_by_org).prefetch_related("species")
     )
     for agreement in agreements:
-        actions = frozenset().union(*(RIGHT_ACTIONS[r] for r in agreement.rights))
-        species = frozenset(s.pk for s in agreement.species.all()) or None
-        grants.append(Grant(agreement.project_id, actions, species))
+        grants.append(Grant(agreement.project_id, agreement_actions(agreement), agreement_species(agreement)))
     setattr(user, "_resight_grants", grants)  # noqa: B010 - a per-request cache on the user object
     return grants
+
+
+def agreement_actions(agreement: SharingAgreement) -> frozenset[Action]:
+    return frozenset().union(*(RIGHT_ACTIONS[r] for r in agreement.rights))
+
+
+def agreement_species(agreement: SharingAgreement) -> frozenset[int] | None:
+    """The species the agreement is restricted to (prefetched), or None for every species."""
+    return frozenset(s.pk for s in agreement.species.all()) or None
 
 
 def users_granted(project_id: int, action: Action, species_id: int | None = None) -> list[User]:
@@ -105,9 +118,10 @@ def users_granted(project_id: int, action: Action, species_id: int | None = None
     for agreement in (
         SharingAgreement.objects.valid().filter(project_id=project_id).prefetch_related("species")
     ):
-        rights = frozenset().union(*(RIGHT_ACTIONS[r] for r in agreement.rights))
-        species = {s.pk for s in agreement.species.all()}
-        if action in rights and (not species or species_id is None or species_id in species):
+        species = agreement_species(agreement)
+        if action in agreement_actions(agreement) and (
+            species is None or species_id is None or species_id in species
+        ):
             orgs |= Q(memberships__organization_id=agreement.grantee_id)
     return list(User.objects.filter(orgs, is_active=True).distinct().order_by("pk"))
 
@@ -145,16 +159,6 @@ def scope(queryset: models.QuerySet[M], user: AnyUser, action: Action) -> models
 
 def can(user: AnyUser, obj: models.Model, action: Action) -> bool:
     return scope(type(obj)._default_manager.filter(pk=obj.pk), user, action).exists()
-
-
-def allowed_ids(user: AnyUser, objects: Iterable[M], action: Action) -> set[Any]:
-    """The primary keys among `objects` on which `user` may do `action`, in one query."""
-    objects = list(objects)
-    if not objects:
-        return set()
-    model = type(objects[0])
-    rows = scope(model._default_manager.filter(pk__in=[o.pk for o in objects]), user, action)
-    return set(rows.values_list("pk", flat=True))
 
 
 def get_for(user: AnyUser, queryset: models.QuerySet[M], action: Action = Action.VIEW, **lookup: Any) -> M:
@@ -199,6 +203,46 @@ def require_project(user: AnyUser, project: Project, action: Action, species_id:
 
 def projects_for(user: AnyUser, action: Action) -> models.QuerySet[Project]:
     return scope(Project.objects.all(), user, action)
+
+
+@dataclass(frozen=True)
+class End:
+    """One end of a write that links two objects: the project and species of the object."""
+
+    project_id: int
+    species_id: int | None
+
+
+def require_link(user: AnyUser, action: Action, *ends: End) -> None:
+    """Writes that link objects (a photo's animal to an individual, a merge's two individuals) need
+    `action` on every end, for its species, and never reach across organisations: a grantee curates within
+    what the owner shared, so the owner never finds its photos on an animal it cannot see, nor loses an
+    individual to another organisation's catalogue. 403 otherwise."""
+    for end in ends:
+        if not granted(user, end.project_id, action, [end.species_id] if end.species_id else []):
+            raise PermissionDenied(f"You may not {action.value} every side of this change.")
+    owners = set(
+        Project.objects.filter(pk__in={e.project_id for e in ends}).values_list("organization_id", flat=True)
+    )
+    if len(owners) > 1:
+        raise PermissionDenied(
+            "These belong to projects of different organisations: identities are linked only within one "
+            "organisation's projects."
+        )
+
+
+def projects_matched_from(project: Project, species_id: int) -> list[int]:
+    """The catalogues a photo of `project` is compared with, whoever asks: the owning organisation's
+    projects, and the projects that share match-against with that organisation (for this species).
+    Not the uploader's own rights: an operator's or a multi-organisation member's upload searches no
+    more than any other photo of the project."""
+    ids = set(Project.objects.filter(organization_id=project.organization_id).values_list("pk", flat=True))
+    shared = SharingAgreement.objects.valid().filter(grantee_id=project.organization_id)
+    for agreement in shared.prefetch_related("species"):
+        species = agreement_species(agreement)
+        if Action.MATCH in agreement_actions(agreement) and (species is None or species_id in species):
+            ids.add(agreement.project_id)
+    return sorted(ids)
 
 
 def organizations_administered(user: AnyUser) -> models.QuerySet[Organization]:

@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "resight.middleware.QueryStringGuard",
+    "resight.middleware.DatabaseLimits",
 ]
 
 ROOT_URLCONF = "resight.urls"
@@ -98,6 +100,10 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# What one web request may wait for a row lock and run as one statement (resight.middleware.DatabaseLimits);
+# workers are not limited.
+RESIGHT_DB_LOCK_TIMEOUT_MS = int(os.environ.get("RESIGHT_DB_LOCK_TIMEOUT_MS", 3000))
+RESIGHT_DB_STATEMENT_TIMEOUT_MS = int(os.environ.get("RESIGHT_DB_STATEMENT_TIMEOUT_MS", 30000))
 
 # --- Media ----------------------------------------------------------------------------------------------
 # Local files by default; any django-storages backend (S3-compatible) via RESIGHT_MEDIA_STORAGE, e.g.
@@ -149,6 +155,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "resight.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
@@ -214,11 +225,14 @@ RESIGHT_TRAIN_BACKBONE = os.environ.get("RESIGHT_TRAIN_BACKBONE", "mobilenetv2")
 RESIGHT_TRAIN_EPOCHS = int(os.environ.get("RESIGHT_TRAIN_EPOCHS", 10))
 RESIGHT_TRAIN_IMAGE_SIZE = int(os.environ.get("RESIGHT_TRAIN_IMAGE_SIZE", 224))
 RESIGHT_TRAIN_BATCH_SIZE = int(os.environ.get("RESIGHT_TRAIN_BATCH_SIZE", 32))
+# Staged photos of uploads nobody touched for this many days (never imported) are removed, daily.
+RESIGHT_UPLOAD_RETENTION_DAYS = int(os.environ.get("RESIGHT_UPLOAD_RETENTION_DAYS", 14))
 CELERY_BEAT_SCHEDULE = {
     "retraining-check": {
         "task": "identification.tasks.check_retraining",
         "schedule": RESIGHT_RETRAIN_CHECK_SECONDS,
     },
+    "purge-abandoned-uploads": {"task": "catalog.tasks.purge_abandoned_batches", "schedule": 24 * 3600.0},
 }
 # How long a worker owns a job before another may take it over (a worker that died on another host).
 RESIGHT_JOB_LEASE_SECONDS = int(os.environ.get("RESIGHT_JOB_LEASE_SECONDS", 300))

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from resight import notifications
 from resight.models import Notification
+from resight.params import parse_id
 
 
 def _user(request: HttpRequest) -> User:
@@ -38,10 +39,10 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 def notification_read(request: HttpRequest) -> HttpResponse:
     """Mark one (`id`) or all as read; opening one goes on to where it points."""
     user = _user(request)
-    ident = request.POST.get("id", "")
-    if ident.isdigit():
-        notifications.mark_read(user, [int(ident)])
-        target = Notification.objects.filter(pk=int(ident), recipient=user).values_list("url", flat=True)
+    ident = parse_id(request.POST.get("id"))
+    if ident is not None:
+        notifications.mark_read(user, [ident])
+        target = Notification.objects.filter(pk=ident, recipient=user).values_list("url", flat=True)
         return redirect(target.first() or "notifications")
     notifications.mark_read(user)
     return redirect("notifications")

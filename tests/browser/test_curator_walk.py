@@ -165,7 +165,7 @@ def test_two_curators_never_get_the_same_queue_item(live_server, browser, catalo
     world = catalogue.world
     make_user("second", world.project.organization, Role.CURATOR)
     for i, seed in enumerate((8301, 8302, 8303)):
-        query = add_photo(world, i, seed=seed, day=700 + i)
+        query = add_photo(world, i, seed=seed, day=260 + i)
         jobs.run(services.match_job_start(actor=world.users["curator"], annotation=query).pk)
     pages = []
     for username in ("curator", "second"):

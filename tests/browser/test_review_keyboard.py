@@ -15,7 +15,7 @@ def test_review_queue_with_the_keyboard(live_server, page, catalogue: Catalogue)
     world = catalogue.world
     queued = []
     for i, seed in enumerate((8101, 8102)):
-        query = add_photo(world, i, seed=seed, day=600 + i)
+        query = add_photo(world, i, seed=seed, day=240 + i)
         job = services.match_job_start(
             actor=world.users["curator"], annotation=query, filters={"same_viewpoint": False}
         )

@@ -15,7 +15,7 @@ from tests.conftest import Catalogue, add_photo
 
 
 def done_job(catalogue: Catalogue, individual_index: int, seed: int) -> MatchJob:
-    query = add_photo(catalogue.world, individual_index, seed=seed, day=400)
+    query = add_photo(catalogue.world, individual_index, seed=seed, day=280)
     job = services.match_job_start(
         actor=catalogue.world.users["curator"], annotation=query, filters={"same_viewpoint": False}
     )

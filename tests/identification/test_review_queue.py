@@ -16,7 +16,7 @@ from tests.conftest import Catalogue, add_photo, make_user
 def queue_of(catalogue: Catalogue, n: int) -> list[MatchJob]:
     made = []
     for i in range(n):
-        query = add_photo(catalogue.world, i % 4, seed=3000 + i, day=500 + i)
+        query = add_photo(catalogue.world, i % 4, seed=3000 + i, day=200 + i)
         job = services.match_job_start(
             actor=catalogue.world.users["curator"], annotation=query, filters={"same_viewpoint": False}
         )

@@ -75,7 +75,7 @@ class Command(BaseCommand):
             )
             for path in tqdm(files, desc="staging", unit="photo"):
                 name = f"images/{path.relative_to(images).as_posix()}"
-                bulk.receive_file(batch, name, path.read_bytes())
+                bulk.stage(batch, name, path.read_bytes())
                 if default_time is None:
                     self._mtime_default(batch, path)
             bulk.batch_check(actor=user, batch=batch)
