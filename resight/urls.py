@@ -14,7 +14,9 @@ urlpatterns = [
     path("notifications/", views.notification_list, name="notifications"),
     path("notifications/badge/", views.notification_badge, name="notification-badge"),
     path("notifications/read/", views.notification_read, name="notifications-read"),
-    path("api/", include(router.urls)),
+    # The API's route names (species-list, individual-detail, ...) live in their own namespace: the HTML pages
+    # use the same names, and reverse() would otherwise hand the API root links to pages.
+    path("api/", include((router.urls, "api"))),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
