@@ -301,3 +301,22 @@ CONTENT_SECURITY_POLICY = {
         "object-src": [NONE],
     }
 }
+
+# HTTPS: off by default so that `make run` works on http://127.0.0.1. RESIGHT_HTTPS=true for deployments
+# served over HTTPS: secure cookies, a redirect of plain HTTP (RESIGHT_HTTPS_REDIRECT=false when a proxy in
+# front redirects already), and HSTS (RESIGHT_HSTS_SECONDS; browsers remember it, so start low when trying).
+RESIGHT_HTTPS = _env_bool("RESIGHT_HTTPS", False)
+SESSION_COOKIE_SECURE = RESIGHT_HTTPS
+CSRF_COOKIE_SECURE = RESIGHT_HTTPS
+SECURE_SSL_REDIRECT = RESIGHT_HTTPS and _env_bool("RESIGHT_HTTPS_REDIRECT", True)
+SECURE_HSTS_SECONDS = int(os.environ.get("RESIGHT_HSTS_SECONDS", 31_536_000 if RESIGHT_HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = RESIGHT_HTTPS
+# Behind a reverse proxy that terminates TLS: trust its X-Forwarded-Proto (it must always set or strip it).
+if _env_bool("RESIGHT_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Always on, HTTP or HTTPS.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
