@@ -16,6 +16,7 @@ from django.db.models import Count, Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -237,7 +238,8 @@ def population_mark(request: HttpRequest, pk: int) -> HttpResponse:
     body = population_maths.mark_inp([(i.code, h) for i, h in histories], title=title)
     response = HttpResponse(body, content_type="text/plain; charset=utf-8")
     filename = f"{project.slug}-{setup.species.scientific_name.replace(' ', '_')}.inp"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # Django quotes (or RFC 5987-encodes) the name, so nothing in a slug or species name adds parameters.
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
     return response
 
 
@@ -366,8 +368,10 @@ def media_file(request: HttpRequest, pk: int, variant: str) -> FileResponse:
     field = {"original": asset.file, "preview": asset.preview, "thumbnail": asset.thumbnail}[variant]
     content_type = mimetypes.guess_type(str(field.name))[0] or "application/octet-stream"
     response = FileResponse(field.open("rb"), content_type=content_type)
-    if variant == "original":
-        response["Content-Disposition"] = f'inline; filename="{asset.original_filename}"'
+    # The uploader chose this name: Django escapes quotes and encodes anything else (CR/LF, non-ASCII) as
+    # filename*=utf-8'', so a crafted name cannot add parameters or headers.
+    if variant == "original" and (disposition := content_disposition_header(False, asset.original_filename)):
+        response["Content-Disposition"] = disposition
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
     return response

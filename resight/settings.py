@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("RESIGHT_STATE_DIR", BASE_DIR / ".state")).resolve()
@@ -48,6 +52,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "resight",
     "catalog",
     "identification",
@@ -55,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -274,3 +280,57 @@ LOGGING = {
 # instances online; empty (the default, as instances may run offline) draws a plain latitude/longitude grid.
 RESIGHT_MAP_TILES_URL = os.environ.get("RESIGHT_MAP_TILES_URL", "")
 RESIGHT_MAP_ATTRIBUTION = os.environ.get("RESIGHT_MAP_ATTRIBUTION", "")
+
+
+# --- Security headers -----------------------------------------------------------------------------------
+def _tile_origin(template: str) -> str | None:
+    """The scheme://host[:port] of a map tile URL template, for img-src (None: a same-origin path).
+
+    Leaflet's subdomain placeholder ({s}.tile.example.org) becomes the CSP wildcard (*.tile.example.org)."""
+    parts = urlsplit(template)
+    if not parts.netloc:
+        return None
+    host = re.sub(r"^\{s\}\.", "*.", parts.netloc.rpartition("@")[2])
+    if parts.scheme not in ("http", "https") or "{" in host:
+        raise ImproperlyConfigured(f"RESIGHT_MAP_TILES_URL: no http(s) origin for img-src in {template!r}")
+    return f"{parts.scheme}://{host}"
+
+
+# Content-Security-Policy on every response (django-csp). Scripts only from our own static files: no inline
+# <script>, no event-handler attributes, no eval (htmx is told so in base.html's htmx-config meta tag).
+# Styles allow 'unsafe-inline' because annotation boxes are placed with inline style attributes and the
+# matplotlib SVGs embedded in the population and individual pages carry their own <style> element.
+_TILE_ORIGIN = _tile_origin(RESIGHT_MAP_TILES_URL) if RESIGHT_MAP_TILES_URL else None
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        # data: and blob: for images built in the page (Leaflet, Swagger UI's icons); tiles from their server.
+        "img-src": [SELF, "data:", "blob:", *([_TILE_ORIGIN] if _TILE_ORIGIN else [])],
+        "connect-src": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    }
+}
+
+# HTTPS: off by default so that `make run` works on http://127.0.0.1. RESIGHT_HTTPS=true for deployments
+# served over HTTPS: secure cookies, a redirect of plain HTTP (RESIGHT_HTTPS_REDIRECT=false when a proxy in
+# front redirects already), and HSTS (RESIGHT_HSTS_SECONDS; browsers remember it, so start low when trying).
+RESIGHT_HTTPS = _env_bool("RESIGHT_HTTPS", False)
+SESSION_COOKIE_SECURE = RESIGHT_HTTPS
+CSRF_COOKIE_SECURE = RESIGHT_HTTPS
+SECURE_SSL_REDIRECT = RESIGHT_HTTPS and _env_bool("RESIGHT_HTTPS_REDIRECT", True)
+SECURE_HSTS_SECONDS = int(os.environ.get("RESIGHT_HSTS_SECONDS", 31_536_000 if RESIGHT_HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = RESIGHT_HTTPS
+# Behind a reverse proxy that terminates TLS: trust its X-Forwarded-Proto (it must always set or strip it).
+if _env_bool("RESIGHT_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Always on, HTTP or HTTPS.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
