@@ -44,7 +44,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "axes",
     "django_filters",
     "django_htmx",
@@ -168,7 +168,7 @@ USE_TZ = True
 # --- REST API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -181,6 +181,17 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "resight.api.exception_handler",
+    # Only the views that name a scope are throttled: POST /api/auth/token/ per client address, on top of
+    # django-axes' per-username lockout (which an attacker trying many usernames never reaches). Counted in
+    # Django's cache: the default local-memory cache counts per server process.
+    "DEFAULT_THROTTLE_RATES": {"auth-token": "20/minute"},
+}
+# API tokens (django-rest-knox): only a hash is stored, each expires RESIGHT_API_TOKEN_TTL_HOURS after it is
+# issued, and POST /api/auth/logout/ (this token), /api/auth/logoutall/ and DELETE /api/auth/tokens/<key>/
+# revoke them. Clients send "Authorization: Token <token>" as with DRF's own tokens before.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=float(os.environ.get("RESIGHT_API_TOKEN_TTL_HOURS", 720))),
+    "AUTH_HEADER_PREFIX": "Token",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Resight API",

@@ -2,9 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
-from resight import views
+from resight import sign_in, views
 from resight.api import router
 
 urlpatterns = [
@@ -15,7 +14,15 @@ urlpatterns = [
     path("notifications/badge/", views.notification_badge, name="notification-badge"),
     path("notifications/read/", views.notification_read, name="notifications-read"),
     path("api/", include(router.urls)),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", sign_in.TokenObtainView.as_view(), name="api-token"),
+    path("api/auth/logout/", sign_in.LogoutView.as_view(), name="api-logout"),
+    path("api/auth/logoutall/", sign_in.LogoutAllView.as_view(), name="api-logout-all"),
+    path("api/auth/tokens/", sign_in.TokenViewSet.as_view({"get": "list"}), name="api-token-list"),
+    path(
+        "api/auth/tokens/<str:token_key>/",
+        sign_in.TokenViewSet.as_view({"delete": "destroy"}),
+        name="api-token-detail",
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
