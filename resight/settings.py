@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,7 +48,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "django_filters",
     "django_htmx",
     "drf_spectacular",
@@ -71,6 +73,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "resight.middleware.QueryStringGuard",
     "resight.middleware.DatabaseLimits",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page (AXES_LOCKOUT_TEMPLATE).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "resight.urls"
@@ -143,6 +147,26 @@ WHITENOISE_AUTOREFRESH = DEBUG
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes first: it refuses a locked-out username+address before the password is even checked, and
+# counts the failures of every authenticate() given the request (the login page, the admin's, the API token).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Brute-force protection (django-axes): RESIGHT_LOGIN_FAILURE_LIMIT failed sign-ins for one username from one
+# address lock that pair for RESIGHT_LOGIN_COOLOFF_MINUTES; every attempt while locked starts the wait again,
+# and a successful sign-in forgets earlier failures. Operators unlock earlier in /admin/ (Access attempts) or
+# with `manage.py axes_reset_username NAME`.
+AXES_FAILURE_LIMIT = int(os.environ.get("RESIGHT_LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("RESIGHT_LOGIN_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Axes' log of successful sign-ins would keep every sign-in's address and browser forever, and open a
+# session for every API token issued (it keys the log by session); failures are still recorded.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no banner on every manage.py command and worker start
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -157,7 +181,7 @@ USE_TZ = True
 # --- REST API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -175,6 +199,17 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "resight.api.exception_handler",
+    # Only the views that name a scope are throttled: POST /api/auth/token/ per client address, on top of
+    # django-axes' per-username lockout (which an attacker trying many usernames never reaches). Counted in
+    # Django's cache: the default local-memory cache counts per server process.
+    "DEFAULT_THROTTLE_RATES": {"auth-token": "20/minute"},
+}
+# API tokens (django-rest-knox): only a hash is stored, each expires RESIGHT_API_TOKEN_TTL_HOURS after it is
+# issued, and POST /api/auth/logout/ (this token), /api/auth/logoutall/ and DELETE /api/auth/tokens/<key>/
+# revoke them. Clients send "Authorization: Token <token>" as with DRF's own tokens before.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=float(os.environ.get("RESIGHT_API_TOKEN_TTL_HOURS", 720))),
+    "AUTH_HEADER_PREFIX": "Token",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Resight API",

@@ -12,5 +12,5 @@ os.environ.setdefault(
 from resight.settings import *  # noqa: F403
 
 # Test databases are flushed between tests with TRUNCATE, which the append-only logs otherwise refuse
-# (resight migration 0005).
+# (resight migration 0006).
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c resight.allow_truncate=on"  # noqa: F405

@@ -1,10 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
-from rest_framework.authtoken.views import obtain_auth_token
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from resight import views
+from resight import sign_in, views
 from resight.api import router
 
 urlpatterns = [
@@ -17,12 +16,19 @@ urlpatterns = [
     # The API's route names (species-list, individual-detail, ...) live in their own namespace: the HTML pages
     # use the same names, and reverse() would otherwise hand the API root links to pages.
     path("api/", include((router.urls, "api"))),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", sign_in.TokenObtainView.as_view(), name="api-token"),
+    path("api/auth/logout/", sign_in.LogoutView.as_view(), name="api-logout"),
+    path("api/auth/logoutall/", sign_in.LogoutAllView.as_view(), name="api-logout-all"),
+    path("api/auth/tokens/", sign_in.TokenViewSet.as_view({"get": "list"}), name="api-token-list"),
+    path(
+        "api/auth/tokens/<str:token_key>/",
+        sign_in.TokenViewSet.as_view({"delete": "destroy"}),
+        name="api-token-detail",
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script from its own URL (?script=), not inline, so the
     # page runs under script-src 'self'.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("identification.urls")),
     path("", include("catalog.urls")),
 ]

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from catalog import services, synthetic
@@ -167,6 +168,12 @@ def api_client_for():
 def _fast_password_hashing(settings) -> None:
     # Real hashing costs ~0.3 s per user; the tests create many users and are not about hashing strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    # DRF's throttles (POST /api/auth/token/) count requests in Django's cache, which outlives a test.
+    cache.clear()
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """TRUNCATE of the decision log and the identity-change log is refused like their UPDATE and DELETE (see
-resight's migration 0005 for the function and the one exception, test databases)."""
+resight's migration 0006 for the function and the one exception, test databases)."""
 
 from django.db import migrations
 
@@ -7,7 +7,7 @@ TABLES = ["identification_decision", "identification_identitychange"]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("identification", "0008_training_runs"), ("resight", "0005_append_only_truncate")]
+    dependencies = [("identification", "0008_training_runs"), ("resight", "0006_append_only_truncate")]
     operations = [
         migrations.RunSQL(
             f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "

@@ -1,5 +1,5 @@
 """The audit log is append-only in the database itself, not just in the admin: any UPDATE or DELETE on it
-raises, whoever issues it. (TRUNCATE is refused too since migration 0005.)"""
+raises, whoever issues it. (TRUNCATE is refused too since migration 0006.)"""
 
 from django.db import migrations
 

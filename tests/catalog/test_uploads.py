@@ -16,7 +16,7 @@ from PIL import Image
 from catalog import services
 from catalog.models import Annotation, MediaAsset, Sighting
 from resight.models import AuditEvent
-from tests.conftest import PASSWORD, World, photo_bytes, upload
+from tests.conftest import World, photo_bytes, upload
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -86,7 +86,7 @@ def test_bad_file_via_service(world: World, baseline, media_root: Path, case: st
 def test_bad_file_via_page(world: World, baseline, media_root: Path, case: str) -> None:
     make, message = BAD_FILES[case]
     client = Client()
-    client.login(username="contributor", password=PASSWORD)
+    client.force_login(world.users["contributor"])
     good, bad = io.BytesIO(photo_bytes(seed=41)), io.BytesIO(make())
     good.name, bad.name = "good.jpg", "bad.jpg"
     response = client.post(

@@ -18,7 +18,7 @@ import pytest
 from django.test import Client
 
 from catalog.models import Individual, Sighting, UploadBatch
-from tests.conftest import PASSWORD, World, photo_bytes
+from tests.conftest import World, photo_bytes
 
 USERS = [
     "admin",
@@ -408,7 +408,7 @@ def test_writes_that_were_refused_changed_nothing(world: World, api_client_for) 
 def test_new_sighting_form_refuses_projects_one_cannot_contribute_to(world: World) -> None:
     for user, allowed in (("viewer", False), ("contributor", True)):
         client = Client()
-        client.login(username=user, password=PASSWORD)
+        client.force_login(world.users[user])
         f = io.BytesIO(photo_bytes(seed=50 + allowed))
         f.name = "p.jpg"
         response = client.post(

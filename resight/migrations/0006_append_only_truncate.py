@@ -26,5 +26,5 @@ DROP FUNCTION IF EXISTS resight_refuse_truncate();
 
 
 class Migration(migrations.Migration):
-    dependencies = [("resight", "0004_notifications")]
+    dependencies = [("resight", "0005_drop_drf_authtoken")]
     operations = [migrations.RunSQL(FORWARD, BACKWARD)]

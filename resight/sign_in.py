@@ -1,0 +1,180 @@
+"""Signing in to the API: expiring, listable, revocable tokens (django-rest-knox) issued for a username and
+password that django-axes counts and locks out, and DRF throttles per client.
+
+The libraries do the work; what is here is the glue they leave to the project:
+- knox's LoginView expects an already authenticated user (its docs pair it with a session or basic auth);
+  the documented contract is a password exchange, so `TokenObtainView` checks the password through
+  `authenticate(request=...)` (which is what lets axes count and refuse it) and answers axes' lockout as the
+  API's JSON 429 (axes' middleware only rewrites responses of plain Django requests: it never sees DRF's).
+- knox has no endpoint listing a user's tokens or revoking one of them: `TokenViewSet`.
+- knox does not revoke tokens when their user's password changes or the user is deactivated (Django ties
+  only sessions to the password hash): `revoke_tokens_on_credential_change`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+from django.db.models.signals import pre_save
+from django.http import Http404
+from django.utils import timezone
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from knox import views as knox_views
+from knox.models import AuthToken
+from rest_framework import mixins, serializers, status, viewsets
+
+# DRF's own username/password serializer (its authtoken app is no longer installed; the serializer does not
+# need it): it calls authenticate() with the request, so axes sees the attempt.
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.exceptions import Throttled
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+
+DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
+
+
+class TokenScheme(KnoxTokenScheme):
+    """drf-spectacular's knox scheme under the name DRF's token scheme had ("tokenAuth"): the header and its
+    "Token" prefix are unchanged, so clients generated from the schema keep working."""
+
+    name = "tokenAuth"
+    priority = 1
+
+
+class LockedOut(Throttled):
+    """429 with Retry-After, like DRF's throttling, for a username+address django-axes has locked."""
+
+    default_detail = "Too many failed sign-in attempts for this username from this address."
+    default_code = "locked_out"
+
+
+class IssuedTokenSerializer(serializers.Serializer[Any]):
+    token = serializers.CharField(help_text='The secret: send it as "Authorization: Token <token>".')
+    expiry = serializers.DateTimeField(allow_null=True)
+
+
+class ApiTokenSerializer(serializers.ModelSerializer[AuthToken]):
+    """A token as its owner sees it in the list: never the secret (knox stores only its hash)."""
+
+    token_key = serializers.CharField(
+        read_only=True, help_text="The first characters of the token: it names the token in DELETE."
+    )
+
+    class Meta:
+        model = AuthToken
+        fields = ["token_key", "created", "expiry"]
+
+
+class TokenObtainView(knox_views.LoginView):
+    """POST username and password (JSON or form): a new token and its expiry."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = (ScopedRateThrottle,)
+    throttle_scope = "auth-token"
+
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={
+            200: IssuedTokenSerializer,
+            400: OpenApiResponse(description="Wrong username or password, or one missing."),
+            429: OpenApiResponse(
+                DETAIL,
+                description="Too many requests from this client, or too many failed sign-ins for this "
+                "username from this address; Retry-After says when to try again.",
+            ),
+        },
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
+        if not serializer.is_valid():
+            # Set on this request by axes while it refused or counted the attempt.
+            if getattr(request, "axes_locked_out", False):
+                raise LockedOut(wait=settings.AXES_COOLOFF_TIME.total_seconds())
+            raise serializers.ValidationError(serializer.errors)
+        request.user = serializer.validated_data["user"]
+        # knox creates the token and sends user_logged_in (axes forgets this pair's failures).
+        response: Response = super().post(request, *args, **kwargs)
+        return response
+
+
+class LogoutView(knox_views.LogoutView):
+    """Revokes the token this request was made with."""
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response: Response = super().post(request, *args, **kwargs)
+        return response
+
+
+class LogoutAllView(knox_views.LogoutAllView):
+    """Revokes every token of the user this request's token belongs to."""
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response: Response = super().post(request, *args, **kwargs)
+        return response
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="The user's own unexpired tokens: key, created, expiry; never the secret."
+    ),
+    destroy=extend_schema(description="Revokes one of the user's own tokens, named by its key."),
+)
+class TokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet[AuthToken]):
+    """The user's own API tokens."""
+
+    serializer_class = ApiTokenSerializer
+    lookup_field = "token_key"
+    filter_backends: list[type] = []
+
+    def get_queryset(self) -> QuerySet[AuthToken]:
+        user = self.request.user
+        if not user.is_authenticated:  # the schema generator's request
+            return AuthToken.objects.none()
+        tokens = AuthToken.objects.filter(user=user).order_by("-created")
+        if self.action == "list":
+            tokens = tokens.filter(Q(expiry__isnull=True) | Q(expiry__gt=timezone.now()))
+        return tokens
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # By key, not get_object(): keys are prefixes of the secret, so two tokens could share one; both go.
+        # Another user's key matches nothing in this user's tokens: 404, as for a key that never existed.
+        deleted, _ = self.get_queryset().filter(token_key=kwargs["token_key"]).delete()
+        if not deleted:
+            raise Http404
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def revoke_tokens_on_credential_change(
+    sender: Any, instance: Any, update_fields: Any = None, **_: Any
+) -> None:
+    """A new password (or an unusable one) or a deactivated account revokes every API token of the user.
+
+    The stored hash is compared, so any way of changing it counts (admin, changepassword, set_password);
+    so does a hasher upgrade at sign-in, which logs the user's other sessions out too. Revoked before the
+    save: a save that then fails leaves the user signed out, the safe side."""
+    if instance.pk is None or (
+        update_fields is not None and not {"password", "is_active"} & set(update_fields)
+    ):
+        return  # a new user, or e.g. last_login written at sign-in
+    before = type(instance)._default_manager.filter(pk=instance.pk).values("password", "is_active").first()
+    if before is None:
+        return
+    if before["password"] != instance.password or (before["is_active"] and not instance.is_active):
+        AuthToken.objects.filter(user_id=instance.pk).delete()
+
+
+def connect_signals() -> None:
+    pre_save.connect(
+        revoke_tokens_on_credential_change,
+        sender=get_user_model(),
+        dispatch_uid="resight.sign_in.revoke_tokens_on_credential_change",
+    )
