@@ -187,9 +187,9 @@ def _with_exif_defaults(data: SightingData, inspected: Sequence[images.Inspected
     if observed_at is None:
         times = [t for t in map(exif_time, inspected) if t is not None]
         if not times:
-            implausible = any(i.taken_at is not None for i in inspected)
-            reason = "their camera time is not plausible" if implausible else "the photos carry none"
-            raise ValidationError({"observed_at": [f"Give the time of the sighting; {reason}."]})
+            raise ValidationError(
+                {"observed_at": ["Give the time of the sighting; the photos carry no usable camera time."]}
+            )
         observed_at = min(times)
     if lat is None and lon is None:
         located = next((i for i in inspected if i.latitude is not None), None)
@@ -294,6 +294,11 @@ def _annotation_save(actor: AnyUser, annotation: Annotation, *, match_now: bool 
     if annotation.width <= 0 or annotation.height <= 0:
         raise ValidationError({"box": ["The box must have a positive width and height."]})
     check_annotation_vocabulary(annotation.species, annotation.viewpoint, annotation.body_part)
+    # The model's own rules (text lengths, no NUL, choices, ranges); relations are checked above and below.
+    annotation.full_clean(
+        exclude=["media_asset", "sighting", "species", "individual", "created_by", "mask"],
+        validate_unique=False,
+    )
     creating = annotation.pk is None
     before = {} if creating else audit.stored_before(annotation)
     if (

@@ -130,7 +130,8 @@ def review_next(request: HttpRequest) -> HttpResponse:
 def _merge_targets(user: AnyUser, individual: Individual) -> QuerySet[Individual]:
     return (
         catalog_selectors.individuals_for(user, Action.CURATE)
-        .filter(species=individual.species)
+        # Identities are linked within one organisation only (permissions.require_link).
+        .filter(species=individual.species, project__organization_id=individual.project.organization_id)
         .exclude(status=IndividualStatus.MERGED)
         .exclude(pk=individual.pk)
         .order_by("project__name", "code")

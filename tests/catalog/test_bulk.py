@@ -3,17 +3,20 @@ import is resumable and matches the batch only once every photo has its annotati
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import zipfile
 from pathlib import Path
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import Client
+from django.utils import timezone
 
 from catalog import bulk, services
 from catalog.models import Annotation, BatchState, Individual, ItemState, MediaAsset, Sighting, UploadBatch
 from identification.models import MatchJob
+from resight.models import AuditEvent
 from tests.conftest import World, photo_bytes, upload
 
 GOOD_CSV = """file,time,latitude,longitude,location_name,species,individual,viewpoint,body_part,sighting
@@ -343,3 +346,127 @@ def test_an_import_stopped_by_a_changed_catalogue_is_checked_again_for_what_is_l
     assert [(p["file"], p["message"].split(" (")[0]) for p in batch.problems] == [
         ("images/c.jpg", "Already in the project")
     ]
+
+
+# --- hardening: whose decision an import is, and batches that never get stuck or bloated ----------------
+
+
+def test_naming_individuals_is_the_importers_decision_and_the_audit_names_them(world: World) -> None:
+    """The issue's case: a contributor sends a CSV naming individuals onto a curator's batch and imports
+    it. The contributor's check reports it, the contributor cannot import what a curator checked, and
+    the events of an import name the user who started it."""
+    curator, contributor = world.users["curator"], world.users["contributor"]
+    batch = new_batch(world, user="curator", csv=GOOD_CSV.replace(",,right", ",L1,right"))
+    bulk.run_check(batch.pk)
+    batch.refresh_from_db()
+    bulk.batch_replace_csv(actor=contributor, batch=batch, csv_file=io.BytesIO(GOOD_CSV.encode()))
+    bulk.batch_check(actor=contributor, batch=batch)
+    bulk.run_check(batch.pk)
+    batch.refresh_from_db()
+    assert batch.state == BatchState.INVALID
+    assert any("curator's decision" in p["message"] for p in batch.problems)
+
+    bulk.batch_check(actor=curator, batch=batch)  # the curator checks the same CSV: fine for a curator
+    bulk.run_check(batch.pk)
+    batch.refresh_from_db()
+    assert batch.state == BatchState.VALID, batch.problems
+    with pytest.raises(PermissionDenied, match="curator"):
+        bulk.batch_import(actor=contributor, batch=batch)
+    assert catalogue_counts()[1] == 2  # nothing imported (the world's two photos)
+
+    bulk.batch_import(actor=curator, batch=batch)
+    bulk.run_import(batch.pk)
+    named = Annotation.objects.get(media_asset__original_filename="a.jpg")
+    assert named.individual == world.leopard_individual
+    event = AuditEvent.objects.get(action="annotation.create", object_id=str(named.pk))
+    assert event.actor_name == "curator"
+
+
+def test_a_contributors_import_of_unnamed_photos_is_recorded_as_theirs(world: World) -> None:
+    contributor = world.users["contributor"]
+    batch = new_batch(
+        world, user="curator", species=world.leopard, default_time=dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    )
+    bulk.run_check(batch.pk)
+    bulk.batch_import(actor=contributor, batch=batch)
+    bulk.run_import(batch.pk)
+    actors = set(AuditEvent.objects.filter(action="media_asset.upload").values_list("actor_name", flat=True))
+    assert actors == {"curator", "contributor"}  # the world's photos, and these three
+    assert MediaAsset.objects.filter(uploaded_by=contributor).count() == 3
+
+
+@pytest.mark.parametrize(
+    ("csv", "message"),
+    [
+        ("file,time\nimages/a.jpg,2025-01-01\x00 10:00\n", "NUL character"),
+        ("file,notes\nimages/a.jpg," + "x" * 140_000 + "\n", "cannot be read from this line on"),
+    ],
+)
+def test_a_csv_with_a_nul_or_a_huge_field_is_reported_and_can_be_fixed(
+    world: World, csv: str, message: str
+) -> None:
+    batch = new_batch(world, csv=csv, species=world.leopard)
+    bulk.run_check(batch.pk)
+    batch.refresh_from_db()
+    assert batch.state == BatchState.INVALID
+    assert any(message in p["message"] for p in batch.problems), batch.problems
+    # Not stuck: the CSV is replaced and checked again.
+    bulk.batch_replace_csv(actor=world.users["curator"], batch=batch, csv_file=io.BytesIO(GOOD_CSV.encode()))
+    bulk.batch_check(actor=world.users["curator"], batch=batch)
+    bulk.run_check(batch.pk)
+    batch.refresh_from_db()
+    assert batch.state == BatchState.VALID, batch.problems
+
+
+def test_a_zip_with_a_corrupt_entry_reports_it_and_stages_the_rest(world: World) -> None:
+    zipped = make_zip(photos())
+    raw = bytearray(zipped.getvalue())
+    # Damage the middle of a.jpg's compressed data: its CRC no longer matches.
+    start = raw.index(b"images/a.jpg") + len("images/a.jpg") + 200
+    raw[start : start + 50] = b"\x00" * 50
+    batch = bulk.batch_create(
+        actor=world.users["curator"],
+        project=world.project,
+        species=world.leopard,
+        zip_file=io.BytesIO(bytes(raw)),
+    )
+    bulk.run_check(batch.pk)
+    batch.refresh_from_db()
+    assert batch.state == BatchState.INVALID
+    rejected = dict(batch.items.exclude(rejected="").values_list("name", "rejected"))
+    assert list(rejected) == ["images/a.jpg"] and "cannot be read" in rejected["images/a.jpg"]
+    assert batch.items.filter(rejected="").count() == 2
+
+
+def test_zero_filled_photos_in_a_zip_stage_nothing(world: World, media_root: Path) -> None:
+    zeros = {f"images/{i}.jpg": bytes(5_000_000) for i in range(4)}  # 20 MB that compress to ~20 KB
+    batch = bulk.batch_create(
+        actor=world.users["curator"], project=world.project, species=world.leopard, zip_file=make_zip(zeros)
+    )
+    bulk.run_check(batch.pk)
+    staged = [p for p in (media_root / "uploads" / str(batch.pk)).glob("*") if p.name != "photos.zip"]
+    assert staged == []
+    assert batch.items.exclude(rejected="").count() == 4
+    assert all("not an image" in r for r in batch.items.values_list("rejected", flat=True))
+
+
+def test_staged_photos_of_abandoned_uploads_are_removed(world: World, media_root: Path) -> None:
+    abandoned = new_batch(world, csv=BAD_CSV)
+    bulk.run_check(abandoned.pk)
+    done = new_batch(world, csv=GOOD_CSV.replace("Rhino Ridge", "Elsewhere"), files={})
+    folder = media_root / "uploads" / str(abandoned.pk)
+    assert list(folder.glob("*.jpg"))
+    UploadBatch.objects.filter(pk=abandoned.pk).update(updated_at=timezone.now() - dt.timedelta(days=15))
+    UploadBatch.objects.filter(pk=done.pk).update(state=BatchState.DONE)
+    assert bulk.purge_abandoned(dt.timedelta(days=14)) == [abandoned.pk]
+    abandoned.refresh_from_db()
+    assert not list(folder.glob("*.jpg")) and not list(folder.glob("*.zip")) and not abandoned.source_zip
+    assert abandoned.state == BatchState.FAILED and "Send them again" in abandoned.error
+    # A recent batch is left alone, and the emptied one can take its photos again.
+    assert bulk.purge_abandoned(dt.timedelta(days=14)) == []
+    bulk.batch_add_photo(
+        actor=world.users["curator"],
+        batch=abandoned,
+        name="images/a.jpg",
+        stream=io.BytesIO(photos()["images/a.jpg"]),
+    )

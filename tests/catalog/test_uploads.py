@@ -220,7 +220,7 @@ def test_png_webp_and_heic_are_accepted(world: World) -> None:
 
 
 def test_sighting_without_any_time_is_refused_clearly(world: World) -> None:
-    with pytest.raises(ValidationError, match="the photos carry none"):
+    with pytest.raises(ValidationError, match="the photos carry no usable camera time"):
         services.sighting_create(
             actor=world.users["curator"],
             project=world.project,
