@@ -163,14 +163,14 @@ def test_the_database_itself_refuses_a_time_python_could_not_load(world: World) 
 def test_population_dates_far_out_of_range_are_a_form_error(world: World) -> None:
     client = Client()
     client.force_login(world.users["curator"])
-    params = {"species": world.leopard.pk, "start": "0001-01-01", "end": "9999-12-31"}
+    params = {"species": str(world.leopard.pk), "start": "0001-01-01", "end": "9999-12-31"}
     page = client.get(f"/projects/{world.project.pk}/population/", params)
     assert page.status_code == 200 and "is outside 1900-01-01" in page.content.decode()
     mark = client.get(f"/projects/{world.project.pk}/population/mark.inp", params)
     assert mark.status_code == 400
     bad = client.get(
         f"/projects/{world.project.pk}/population/",
-        {"species": world.leopard.pk, "boundaries": "2026-02-30, x"},
+        {"species": str(world.leopard.pk), "boundaries": "2026-02-30, x"},
     )
     assert bad.status_code == 200 and "Invalid isoformat" not in bad.content.decode()
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from knox.models import AuthToken
 
 from catalog.models import Individual, MediaAsset, Sighting
@@ -29,14 +29,14 @@ def token(world: World, user: str) -> dict[str, str]:
 
 
 @contextmanager
-def row_locked(model: type, pk: int) -> Iterator[None]:
+def row_locked(model: type[models.Model], pk: int) -> Iterator[None]:
     """Hold a row lock from another database session (another request or a worker) until the block ends."""
     locked, release = threading.Event(), threading.Event()
 
     def hold() -> None:
         try:
             with transaction.atomic():
-                model.objects.select_for_update().filter(pk=pk).order_by().exists()
+                model._default_manager.select_for_update().filter(pk=pk).order_by().exists()
                 locked.set()
                 release.wait(30)
         finally:
