@@ -360,8 +360,11 @@ CSRF_COOKIE_SECURE = RESIGHT_HTTPS
 SECURE_SSL_REDIRECT = RESIGHT_HTTPS and _env_bool("RESIGHT_HTTPS_REDIRECT", True)
 SECURE_HSTS_SECONDS = int(os.environ.get("RESIGHT_HSTS_SECONDS", 31_536_000 if RESIGHT_HTTPS else 0))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = RESIGHT_HTTPS
-# Behind a reverse proxy that terminates TLS: trust its X-Forwarded-Proto (it must always set or strip it).
-if _env_bool("RESIGHT_BEHIND_PROXY", False):
+# Behind a reverse proxy that terminates TLS: trust its X-Forwarded-Proto (it must always set or strip it),
+# and (manage.py serve) its X-Forwarded-For when the request comes from RESIGHT_TRUSTED_PROXY.
+RESIGHT_BEHIND_PROXY = _env_bool("RESIGHT_BEHIND_PROXY", False)
+RESIGHT_TRUSTED_PROXY = os.environ.get("RESIGHT_TRUSTED_PROXY", "127.0.0.1")
+if RESIGHT_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Always on, HTTP or HTTPS.
 SESSION_COOKIE_HTTPONLY = True

@@ -62,14 +62,35 @@ class Command(BaseCommand):
         self.stdout.flush()
         try:
             serve(
-                application,
-                host=options["host"],
-                port=options["port"],
-                threads=options["threads"],
-                ident="Resight",
+                application, host=options["host"], port=options["port"], **server_options(options["threads"])
             )
         finally:
             stop_workers(workers)
+
+
+def server_options(threads: int) -> dict[str, Any]:
+    """Waitress, configured for the platform rather than left at its defaults: request bodies up to the
+    largest zip an upload may send (its default, 1 GiB, would cut RESIGHT_MAX_ZIP_BYTES short), idle
+    connections closed after a minute, poll() instead of select() (no 1,024 descriptor ceiling), and behind
+    a proxy (RESIGHT_BEHIND_PROXY) the client address taken from the proxy's X-Forwarded-For only when the
+    request comes from RESIGHT_TRUSTED_PROXY, so sign-in lockouts count per client and nobody else can
+    forge the header. Database waits are bounded per request (resight.middleware.DatabaseLimits), so a
+    lock never holds every thread."""
+    options: dict[str, Any] = {
+        "threads": threads,
+        "ident": "Resight",
+        "max_request_body_size": settings.RESIGHT_MAX_ZIP_BYTES + 16 * 1024 * 1024,
+        "channel_timeout": 60,
+        "connection_limit": 200,
+        "asyncore_use_poll": True,
+    }
+    if settings.RESIGHT_BEHIND_PROXY:
+        options |= {
+            "trusted_proxy": settings.RESIGHT_TRUSTED_PROXY,
+            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+            "clear_untrusted_proxy_headers": True,
+        }
+    return options
 
 
 # One process per workload, so an hour of training never holds up an upload, nor an upload a match job.
