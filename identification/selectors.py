@@ -39,12 +39,24 @@ def viewable_individual_ids(user: AnyUser, job: MatchJob) -> set[int]:
 class CandidateRow:
     candidate: MatchCandidate
     viewable: bool
+    linkable: bool  # the user may confirm it: the photo may be given this individual (require_link)
 
 
 def candidates_of(user: AnyUser, job: MatchJob) -> list[CandidateRow]:
     candidates = list(job.candidates.select_related("individual__project", "annotation__media_asset"))
     viewable = viewable_individual_ids(user, job)
-    return [CandidateRow(c, c.individual_id in viewable) for c in candidates]
+    owner = job.annotation.media_asset.project.organization_id
+    curated = set(
+        scope(Individual.objects.filter(pk__in=viewable), user, Action.CURATE).values_list("pk", flat=True)
+    )
+    return [
+        CandidateRow(
+            c,
+            c.individual_id in viewable,
+            c.individual_id in curated and c.individual.project.organization_id == owner,
+        )
+        for c in candidates
+    ]
 
 
 def decisions_on(annotation: Annotation) -> QuerySet[Decision]:

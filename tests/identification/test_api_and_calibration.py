@@ -85,6 +85,8 @@ def test_match_against_only_partners_find_the_match_but_not_its_details(catalogu
     page.force_login(partner)
     html = page.get(f"/match-jobs/{job_id}/").content.decode()
     assert "CAT-" not in html and "an individual of Big Cats" in html
+    # Another organisation's individual is never offered for confirmation (require_link would refuse it).
+    assert 'value="confirm"' not in html and "another organisation" in html
 
 
 def test_the_job_page_polls_until_done(catalogue: Catalogue) -> None:

@@ -195,7 +195,14 @@ def test_check_deploy_with_https_on_reports_no_security_warnings() -> None:
         "RESIGHT_SECRET_KEY": "k" * 20 + "-a-long-random-looking-secret-key-for-the-deploy-check-7f3a9c2e",
         "RESIGHT_DEBUG": "false",
     }
-    for name in ("RESIGHT_HTTPS_REDIRECT", "RESIGHT_HSTS_SECONDS", "RESIGHT_ALLOWED_HOSTS"):
+    # DJANGO_ALLOW_ASYNC_UNSAFE: the browser tests set it in this process (Playwright's loop); a deployment
+    # never would.
+    for name in (
+        "RESIGHT_HTTPS_REDIRECT",
+        "RESIGHT_HSTS_SECONDS",
+        "RESIGHT_ALLOWED_HOSTS",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+    ):
         env.pop(name, None)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
