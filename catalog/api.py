@@ -16,7 +16,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from catalog import bulk, selectors, services
+from catalog import selectors, services
+from catalog.bulk import services as bulk
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species, UploadBatch
 from resight.api import PolicyViewSet
 from resight.parsers import JSONParser

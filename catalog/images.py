@@ -46,15 +46,17 @@ class InspectedImage:
     longitude: float | None
 
 
-def _megabytes(n: int) -> str:
-    return f"{n / 1_000_000:.1f} MB"
+def too_large(max_bytes: int) -> str:
+    """What every upload path says of a file over the byte limit."""
+    size = f"{max_bytes / 1_000_000:.1f} MB" if max_bytes >= 1_000_000 else f"{max_bytes / 1000:.0f} KB"
+    return f"The file is larger than the {size} upload limit."
 
 
 def read_limited(stream: IO[bytes], max_bytes: int) -> bytes:
     """Read at most `max_bytes`; refuse anything longer without reading it all into memory."""
     data = stream.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ImageRejected(f"The file is larger than the {_megabytes(max_bytes)} limit.")
+        raise ImageRejected(too_large(max_bytes))
     return data
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -65,8 +65,29 @@ def _files_removed_on_failure() -> Iterator[_StoredFiles]:
         raise
 
 
+def check_photo(
+    *, project: Project, name: str, stream: IO[bytes], seen: dict[str, str]
+) -> images.InspectedImage:
+    """One photo as every upload path checks it (form, API, bulk): within the byte and pixel limits, fully
+    decodable, not the same as another photo of this upload (`seen`: sha256 -> name, updated here) and not
+    already in the project. images.ImageRejected says why, in the words every path shows."""
+    data = images.read_limited(stream, settings.RESIGHT_MAX_UPLOAD_BYTES)
+    image = images.inspect(data, max_pixels=settings.RESIGHT_MAX_IMAGE_PIXELS)
+    if image.sha256 in seen:
+        raise images.ImageRejected(f"The same photo as {seen[image.sha256]} in this upload.")
+    existing = MediaAsset.objects.filter(project=project, sha256=image.sha256).first()
+    if existing is not None:
+        raise images.ImageRejected(_already_in_project(existing))
+    seen[image.sha256] = name
+    return image
+
+
+def _already_in_project(existing: MediaAsset) -> str:
+    return f"Already in the project (photo {existing.pk}, uploaded as {existing.original_filename})."
+
+
 def inspect_photos(*, project: Project, photos: Sequence[PhotoUpload]) -> list[images.InspectedImage]:
-    """Check every photo (format, size, pixels, full decode, duplicates) before anything is stored.
+    """Check every photo (check_photo) before anything is stored.
 
     Raises ValidationError listing each bad file with its reason."""
     errors: list[str] = []
@@ -74,23 +95,9 @@ def inspect_photos(*, project: Project, photos: Sequence[PhotoUpload]) -> list[i
     seen: dict[str, str] = {}
     for photo in photos:
         try:
-            data = images.read_limited(photo.stream, settings.RESIGHT_MAX_UPLOAD_BYTES)
-            image = images.inspect(data, max_pixels=settings.RESIGHT_MAX_IMAGE_PIXELS)
+            inspected.append(check_photo(project=project, name=photo.name, stream=photo.stream, seen=seen))
         except images.ImageRejected as exc:
             errors.append(f"{photo.name}: {exc}")
-            continue
-        if image.sha256 in seen:
-            errors.append(f"{photo.name}: the same photo as {seen[image.sha256]} in this upload.")
-            continue
-        existing = MediaAsset.objects.filter(project=project, sha256=image.sha256).first()
-        if existing is not None:
-            errors.append(
-                f"{photo.name}: this photo is already in the project "
-                f"(photo {existing.pk}, uploaded as {existing.original_filename})."
-            )
-            continue
-        seen[image.sha256] = photo.name
-        inspected.append(image)
     if errors:
         raise ValidationError({"photos": errors})
     if not inspected:
@@ -137,7 +144,8 @@ def _store_asset(
         # The same photo sent twice at once: both passed inspect_photos, the database keeps one. The
         # other gets the same answer as a photo sent after it (its files are removed by the caller).
         if _violated_constraint(exc) == "asset_unique_content_in_project":
-            raise ValidationError({"photos": [f"{name}: this photo is already in the project."]}) from exc
+            existing = MediaAsset.objects.get(project=project, sha256=image.sha256)
+            raise ValidationError({"photos": [f"{name}: {_already_in_project(existing)}"]}) from exc
         raise
     audit.record(
         actor=actor,
@@ -165,6 +173,8 @@ def media_asset_create(
 
 @dataclass(frozen=True)
 class SightingData:
+    """A sighting's own values, as every path (form, API, bulk CSV) hands them to the services."""
+
     observed_at: dt.datetime | None = None  # None: the earliest EXIF time of the photos
     time_zone: str = "UTC"
     latitude: float | None = None
@@ -173,6 +183,23 @@ class SightingData:
     location_name: str = ""
     observer: str = ""
     notes: str = ""
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> SightingData:
+        """The sighting's fields out of a form's or serializer's cleaned data (other keys ignored)."""
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+
+    def as_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["observed_at"] = self.observed_at.isoformat() if self.observed_at else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SightingData:
+        when = data.get("observed_at")
+        return dataclasses.replace(
+            cls.from_mapping(data), observed_at=dt.datetime.fromisoformat(when) if when else None
+        )
 
 
 def exif_time(image: images.InspectedImage) -> dt.datetime | None:
@@ -198,7 +225,9 @@ def _with_exif_defaults(data: SightingData, inspected: Sequence[images.Inspected
     return dataclasses.replace(data, observed_at=observed_at, latitude=lat, longitude=lon)
 
 
-def _validated_sighting(sighting: Sighting) -> Sighting:
+def validated_sighting(sighting: Sighting) -> Sighting:
+    """The sighting's values checked as every path writes them (form, API, bulk CSV): the model's
+    validators (times, zones, coordinates, lengths, text) and a position given whole or not at all."""
     sighting.full_clean(exclude=["project", "created_by"])
     if (sighting.latitude is None) != (sighting.longitude is None):
         raise ValidationError({"longitude": ["Give both latitude and longitude, or neither."]})
@@ -219,7 +248,7 @@ def sighting_create(
     to be narrowed to the animal's box by a curator or a detector."""
     require_project(actor, project, Action.CONTRIBUTE, species.pk if species else None)
     inspected = inspect_photos(project=project, photos=photos) if photos else []
-    sighting = _validated_sighting(
+    sighting = validated_sighting(
         Sighting(
             project=project,
             created_by=actor if actor.is_authenticated else None,
@@ -265,7 +294,7 @@ def sighting_update(*, actor: AnyUser, sighting: Sighting, changes: dict[str, An
         before = audit.stored_before(sighting)
         for name, value in changes.items():
             setattr(sighting, name, value)
-        _validated_sighting(sighting).save()
+        validated_sighting(sighting).save()
         audit.record(
             actor=actor,
             action="sighting.update",
@@ -289,10 +318,7 @@ def check_annotation_vocabulary(species: Species, viewpoint: str, body_part: str
 
 def _annotation_save(actor: AnyUser, annotation: Annotation, *, match_now: bool = True) -> Annotation:
     asset = annotation.media_asset
-    if annotation.x + annotation.width > asset.width or annotation.y + annotation.height > asset.height:
-        raise ValidationError({"box": [f"The box must lie inside the {asset.width}x{asset.height} photo."]})
-    if annotation.width <= 0 or annotation.height <= 0:
-        raise ValidationError({"box": ["The box must have a positive width and height."]})
+    validators.validate_box(annotation.box, asset.width, asset.height)
     check_annotation_vocabulary(annotation.species, annotation.viewpoint, annotation.body_part)
     # The model's own rules (text lengths, no NUL, choices, ranges); relations are checked above and below.
     annotation.full_clean(

@@ -10,7 +10,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from catalog import bulk
+from catalog.bulk import check, importing, receive
 from catalog.models import BatchState, UploadBatch
 from resight.celery import serves
 
@@ -19,19 +19,19 @@ logger = logging.getLogger(__name__)
 
 @shared_task(acks_late=True)
 def check_batch(batch_id: int) -> None:
-    bulk.run_check(batch_id)
+    check.run(batch_id)
 
 
 @shared_task(acks_late=True)
 def import_batch(batch_id: int) -> None:
-    bulk.run_import(batch_id)
+    importing.run(batch_id)
 
 
 @shared_task(acks_late=True)
 def purge_abandoned_batches() -> None:
     """Celery beat: staged photos of uploads left unimported for RESIGHT_UPLOAD_RETENTION_DAYS go."""
     days = settings.RESIGHT_UPLOAD_RETENTION_DAYS
-    purged = bulk.purge_abandoned(dt.timedelta(days=days))
+    purged = receive.purge_abandoned(dt.timedelta(days=days))
     if purged:
         logger.info("removed the staged photos of uploads untouched for %s days: %s", days, purged)
 

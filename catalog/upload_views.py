@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from catalog import bulk
+from catalog.bulk import services as bulk
 from catalog.forms import UploadBatchForm
 from catalog.models import ItemState, UploadBatch
 from resight.permissions import Action, get_for, granted, scope

@@ -106,3 +106,12 @@ def validate_uncertainty(value: float) -> None:
             code="uncertainty_range",
             params={"max": f"{MAX_UNCERTAINTY_M:,.0f}"},
         )
+
+
+def validate_box(box: tuple[int, int, int, int], width: int, height: int) -> None:
+    """An animal's box (x, y, width, height) in the pixels of a `width` x `height` photo."""
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        raise ValidationError({"box": ["The box must have a positive width and height."]})
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        raise ValidationError({"box": [f"The box must lie inside the {width}x{height} photo."]})

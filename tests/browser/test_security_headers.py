@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from catalog import bulk
+from catalog.bulk import services as bulk
 from identification import jobs
 from identification import services as identification_services
 from tests.conftest import PASSWORD, World, add_photo, photo_bytes

@@ -13,7 +13,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import Client
 from django.utils import timezone
 
-from catalog import bulk, services
+from catalog import services
+from catalog.bulk import check, importing, receive
+from catalog.bulk import services as bulk
 from catalog.models import Annotation, BatchState, Individual, ItemState, MediaAsset, Sighting, UploadBatch
 from identification.models import MatchJob
 from resight.models import AuditEvent
@@ -76,7 +78,7 @@ def test_dry_run_lists_every_bad_row_and_writes_nothing_then_the_fix_imports(
     before = catalogue_counts()
     batch = new_batch(world, csv=BAD_CSV)
     assert batch.state == BatchState.VALIDATING
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     assert batch.state == BatchState.INVALID
     assert {(p["row"], p["file"]) for p in batch.problems} == {
@@ -92,12 +94,12 @@ def test_dry_run_lists_every_bad_row_and_writes_nothing_then_the_fix_imports(
 
     bulk.batch_replace_csv(actor=world.users["curator"], batch=batch, csv_file=io.BytesIO(GOOD_CSV.encode()))
     bulk.batch_check(actor=world.users["curator"], batch=batch)
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     assert batch.state == BatchState.VALID, batch.problems
     bulk.batch_import(actor=world.users["curator"], batch=batch)
     with django_capture_on_commit_callbacks(execute=True):
-        bulk.run_import(batch.pk)
+        importing.run(batch.pk)
     batch.refresh_from_db()
     assert (batch.state, batch.imported, batch.total) == (BatchState.DONE, 3, 3)
 
@@ -130,7 +132,7 @@ def test_corrupt_duplicate_and_unlisted_photos_are_reported(world: World) -> Non
         f"images/{name}.jpg,2026-05-03 10:00,,,,Leopard,,,,\n" for name in ("broken", "missing")
     )
     batch = new_batch(world, csv=csv, files=files)
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     problems = {(p["file"], p["message"].split(":")[0].split(" (")[0]) for p in batch.problems}
     assert batch.state == BatchState.INVALID
@@ -149,7 +151,7 @@ def test_zip_entries_outside_the_batch_and_oversized_ones_are_refused(world: Wor
         "images/ok.jpg": photo_bytes(seed=2),
     }
     batch = new_batch(world, files=files, species=world.leopard, default_time=None)
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     names = set(batch.items.values_list("name", flat=True))
     assert names == {"images/big.jpg", "images/ok.jpg"}  # no path out of the batch, no resource forks
     big = batch.items.get(name="images/big.jpg")
@@ -173,7 +175,7 @@ def test_folder_layout_names_individuals_and_needs_a_curator(world: World) -> No
         default_time=when,
         folders_name_individuals=True,
     )
-    bulk.run_check(refused.pk)
+    check.run(refused.pk)
     refused.refresh_from_db()
     assert refused.state == BatchState.INVALID
     assert all("curator's decision" in p["message"] for p in refused.problems)
@@ -182,11 +184,11 @@ def test_folder_layout_names_individuals_and_needs_a_curator(world: World) -> No
         world, files=files, species=world.leopard, default_time=when, folders_name_individuals=True
     )
     # The contributor's batch holds the same photos, but nothing of it was imported: no duplicates yet.
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     assert batch.state == BatchState.VALID, batch.problems
     bulk.batch_import(actor=world.users["curator"], batch=batch)
-    bulk.run_import(batch.pk)
+    importing.run(batch.pk)
     new1 = Individual.objects.get(project=world.project, code="NEW-1")
     assert new1.annotations.count() == 2
     assert Individual.objects.get(code="NEW-2").annotations.count() == 1
@@ -195,13 +197,13 @@ def test_folder_layout_names_individuals_and_needs_a_curator(world: World) -> No
 
 def test_import_resumes_after_a_crash_without_duplicates(world: World) -> None:
     batch = new_batch(world, csv=GOOD_CSV)
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     bulk.batch_import(actor=world.users["curator"], batch=batch)
-    first = next(bulk.pending_items(batch))
-    bulk.import_item(batch, first)  # the worker got this far, then died
+    first = batch.items.filter(state=ItemState.RECEIVED).order_by("name").values_list("pk", flat=True)[0]
+    importing.import_item(batch, first)  # the worker got this far, then died
     assert MatchJob.objects.count() == 0  # no matching before the whole batch is in
-    bulk.run_import(batch.pk)  # the task again, as redelivered
-    bulk.run_import(batch.pk)  # and once more: a no-op
+    importing.run(batch.pk)  # the task again, as redelivered
+    importing.run(batch.pk)  # and once more: a no-op
     batch.refresh_from_db()
     assert (batch.state, batch.imported) == (BatchState.DONE, 3)
     assert batch.items.filter(state=ItemState.IMPORTED).count() == 3
@@ -244,13 +246,13 @@ def test_upload_pages(world: World) -> None:
     )
     assert response.status_code == 302
     batch = UploadBatch.objects.get()
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     page = client.get(f"/uploads/{batch.pk}/").content.decode()
     assert "Nothing was written" in page and "Unknown viewpoint" in page
     fixed = io.BytesIO(GOOD_CSV.encode())
     fixed.name = "fixed.csv"
     assert client.post(f"/uploads/{batch.pk}/csv/", {"csv_file": fixed}).status_code == 302
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     assert "Import 3 photos" in client.get(f"/uploads/{batch.pk}/").content.decode()
     photo = io.BytesIO(photo_bytes(seed=80))
     photo.name = "late.jpg"
@@ -301,7 +303,7 @@ def test_bulk_upload_through_the_api(world: World, api_client_for) -> None:
     assert created.status_code == 201, created.json()
     batch_id = created.json()["id"]
     assert created.json()["state"] == "validating"
-    bulk.run_check(batch_id)
+    check.run(batch_id)
     report = client.get(f"/api/upload-batches/{batch_id}/").json()
     assert report["state"] == "invalid" and {p["row"] for p in report["problems"]} == {2, 3, 4}
     assert client.post(f"/api/upload-batches/{batch_id}/import/").status_code == 400
@@ -318,7 +320,7 @@ def test_bulk_upload_through_the_api(world: World, api_client_for) -> None:
     added = client.post(f"/api/upload-batches/{batch_id}/photos/", {"file": extra}, format="multipart")
     assert added.status_code == 200 and added.json()["total"] == 4
     assert client.post(f"/api/upload-batches/{batch_id}/check/").json()["state"] == "validating"
-    bulk.run_check(batch_id)
+    check.run(batch_id)
     report = client.get(f"/api/upload-batches/{batch_id}/").json()
     assert report["state"] == "invalid"
     assert {p["file"] for p in report["problems"]} == {"late.jpg"}  # the CSV rows are fine now
@@ -329,17 +331,17 @@ def test_bulk_upload_through_the_api(world: World, api_client_for) -> None:
 
 def test_an_import_stopped_by_a_changed_catalogue_is_checked_again_for_what_is_left(world: World) -> None:
     batch = new_batch(world, csv=GOOD_CSV)
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     bulk.batch_import(actor=world.users["curator"], batch=batch)
     # Before the worker gets to it, someone uploads c.jpg to the project by hand.
     services.media_asset_create(
         actor=world.users["curator"], project=world.project, photo=upload("c.jpg", photos()["images/c.jpg"])
     )
-    bulk.run_import(batch.pk)
+    importing.run(batch.pk)
     batch.refresh_from_db()
-    assert (batch.state, batch.imported) == (BatchState.FAILED, 2) and "already in the project" in batch.error
+    assert (batch.state, batch.imported) == (BatchState.FAILED, 2) and "Already in the project" in batch.error
     bulk.batch_check(actor=world.users["curator"], batch=batch)  # the uploader may check again
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     # Only the photo still to import is checked; the rows of the two imported ones are not "missing".
     assert batch.state == BatchState.INVALID
@@ -357,17 +359,17 @@ def test_naming_individuals_is_the_importers_decision_and_the_audit_names_them(w
     the events of an import name the user who started it."""
     curator, contributor = world.users["curator"], world.users["contributor"]
     batch = new_batch(world, user="curator", csv=GOOD_CSV.replace(",,right", ",L1,right"))
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     bulk.batch_replace_csv(actor=contributor, batch=batch, csv_file=io.BytesIO(GOOD_CSV.encode()))
     bulk.batch_check(actor=contributor, batch=batch)
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     assert batch.state == BatchState.INVALID
     assert any("curator's decision" in p["message"] for p in batch.problems)
 
     bulk.batch_check(actor=curator, batch=batch)  # the curator checks the same CSV: fine for a curator
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     assert batch.state == BatchState.VALID, batch.problems
     with pytest.raises(PermissionDenied, match="curator"):
@@ -375,7 +377,7 @@ def test_naming_individuals_is_the_importers_decision_and_the_audit_names_them(w
     assert catalogue_counts()[1] == 2  # nothing imported (the world's two photos)
 
     bulk.batch_import(actor=curator, batch=batch)
-    bulk.run_import(batch.pk)
+    importing.run(batch.pk)
     named = Annotation.objects.get(media_asset__original_filename="a.jpg")
     assert named.individual == world.leopard_individual
     event = AuditEvent.objects.get(action="annotation.create", object_id=str(named.pk))
@@ -387,9 +389,9 @@ def test_a_contributors_import_of_unnamed_photos_is_recorded_as_theirs(world: Wo
     batch = new_batch(
         world, user="curator", species=world.leopard, default_time=dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
     )
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     bulk.batch_import(actor=contributor, batch=batch)
-    bulk.run_import(batch.pk)
+    importing.run(batch.pk)
     actors = set(AuditEvent.objects.filter(action="media_asset.upload").values_list("actor_name", flat=True))
     assert actors == {"curator", "contributor"}  # the world's photos, and these three
     assert MediaAsset.objects.filter(uploaded_by=contributor).count() == 3
@@ -406,14 +408,14 @@ def test_a_csv_with_a_nul_or_a_huge_field_is_reported_and_can_be_fixed(
     world: World, csv: str, message: str
 ) -> None:
     batch = new_batch(world, csv=csv, species=world.leopard)
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     assert batch.state == BatchState.INVALID
     assert any(message in p["message"] for p in batch.problems), batch.problems
     # Not stuck: the CSV is replaced and checked again.
     bulk.batch_replace_csv(actor=world.users["curator"], batch=batch, csv_file=io.BytesIO(GOOD_CSV.encode()))
     bulk.batch_check(actor=world.users["curator"], batch=batch)
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     assert batch.state == BatchState.VALID, batch.problems
 
@@ -430,7 +432,7 @@ def test_a_zip_with_a_corrupt_entry_reports_it_and_stages_the_rest(world: World)
         species=world.leopard,
         zip_file=io.BytesIO(bytes(raw)),
     )
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     assert batch.state == BatchState.INVALID
     rejected = dict(batch.items.exclude(rejected="").values_list("name", "rejected"))
@@ -443,7 +445,7 @@ def test_zero_filled_photos_in_a_zip_stage_nothing(world: World, media_root: Pat
     batch = bulk.batch_create(
         actor=world.users["curator"], project=world.project, species=world.leopard, zip_file=make_zip(zeros)
     )
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     staged = [p for p in (media_root / "uploads" / str(batch.pk)).glob("*") if p.name != "photos.zip"]
     assert staged == []
     assert batch.items.exclude(rejected="").count() == 4
@@ -452,18 +454,18 @@ def test_zero_filled_photos_in_a_zip_stage_nothing(world: World, media_root: Pat
 
 def test_staged_photos_of_abandoned_uploads_are_removed(world: World, media_root: Path) -> None:
     abandoned = new_batch(world, csv=BAD_CSV)
-    bulk.run_check(abandoned.pk)
+    check.run(abandoned.pk)
     done = new_batch(world, csv=GOOD_CSV.replace("Rhino Ridge", "Elsewhere"), files={})
     folder = media_root / "uploads" / str(abandoned.pk)
     assert list(folder.glob("*.jpg"))
     UploadBatch.objects.filter(pk=abandoned.pk).update(updated_at=timezone.now() - dt.timedelta(days=15))
     UploadBatch.objects.filter(pk=done.pk).update(state=BatchState.DONE)
-    assert bulk.purge_abandoned(dt.timedelta(days=14)) == [abandoned.pk]
+    assert receive.purge_abandoned(dt.timedelta(days=14)) == [abandoned.pk]
     abandoned.refresh_from_db()
     assert not list(folder.glob("*.jpg")) and not list(folder.glob("*.zip")) and not abandoned.source_zip
     assert abandoned.state == BatchState.FAILED and "Send them again" in abandoned.error
     # A recent batch is left alone, and the emptied one can take its photos again.
-    assert bulk.purge_abandoned(dt.timedelta(days=14)) == []
+    assert receive.purge_abandoned(dt.timedelta(days=14)) == []
     bulk.batch_add_photo(
         actor=world.users["curator"],
         batch=abandoned,

@@ -154,7 +154,7 @@ def test_duplicates_are_found_by_content_within_a_project(world: World) -> None:
     first = services.media_asset_create(
         actor=world.users["curator"], project=world.project, photo=upload("a.jpg", data)
     )
-    with pytest.raises(ValidationError, match=rf"already in the project \(photo {first.pk}"):
+    with pytest.raises(ValidationError, match=rf"Already in the project \(photo {first.pk}"):
         services.media_asset_create(
             actor=world.users["curator"], project=world.project, photo=upload("renamed.jpg", data)
         )

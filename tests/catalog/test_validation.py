@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import ExifTags, Image
 
-from catalog import bulk, images, services, validators
+from catalog import images, services, validators
+from catalog.bulk import check
+from catalog.bulk import services as bulk
 from catalog.models import BatchState, Sighting
 from tests.conftest import World, photo_bytes, upload
 
@@ -113,7 +115,7 @@ def test_a_bulk_csv_row_far_out_of_range_fails_the_dry_run(world: World) -> None
         csv_file=io.BytesIO(csv.encode()),
         zip_file=_zip(files),
     )
-    bulk.run_check(batch.pk)
+    check.run(batch.pk)
     batch.refresh_from_db()
     assert batch.state == BatchState.INVALID
     by_file = {p["file"]: p["message"] for p in batch.problems}

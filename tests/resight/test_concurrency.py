@@ -114,7 +114,7 @@ def test_ten_parallel_uploads_of_one_photo_give_one_photo_and_nine_clear_refusal
         answers = list(pool.map(send, range(10)))
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [201] + [400] * 9, statuses
-    assert all("already in the project" in str(a.json()) for a in answers if a.status_code == 400)
+    assert all("Already in the project" in str(a.json()) for a in answers if a.status_code == 400)
     assert MediaAsset.objects.filter(original_filename="same.jpg").count() == 1
     originals = list((media_root / "projects" / str(world.project.pk) / "originals").rglob("*.jpg"))
     assert len(originals) == MediaAsset.objects.count()  # no original left behind by a loser

@@ -17,7 +17,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from catalog import bulk
+from catalog.bulk import receive
+from catalog.bulk import services as bulk
 from catalog.models import BatchState, Species, UploadBatch
 from resight.models import Project
 
@@ -45,7 +46,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         root: Path = options["path"]
         images = root / "images" if (root / "images").is_dir() else root
-        files = sorted(p for p in images.rglob("*") if p.is_file() and bulk.is_photo_name(p.name))
+        files = sorted(p for p in images.rglob("*") if p.is_file() and receive.is_photo_name(p.name))
         if not files:
             raise CommandError(f"No photos under {images}.")
         project = Project.objects.filter(slug=options["project"]).first() or (
@@ -75,24 +76,23 @@ class Command(BaseCommand):
             )
             for path in tqdm(files, desc="staging", unit="photo"):
                 name = f"images/{path.relative_to(images).as_posix()}"
-                bulk.stage(batch, name, path.read_bytes())
+                receive.stage(batch, name, path.read_bytes())
                 if default_time is None:
                     self._mtime_default(batch, path)
-            bulk.batch_check(actor=user, batch=batch)
+            bulk.batch_check(actor=user, batch=batch, inline=True)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
-        bulk.run_check(batch.pk)
-        batch.refresh_from_db()
         self.stdout.write(f"Upload {batch.pk}: {batch.total} photos checked, {len(batch.problems)} problems.")
         for problem in batch.problems:
             self.stdout.write(f"  row {problem['row'] or '-'} {problem['file']}: {problem['message']}")
         if batch.state != BatchState.VALID or options["check_only"]:
             return
-        bulk.batch_import(actor=user, batch=batch)
-        for item_id in tqdm(list(bulk.pending_items(batch)), desc="importing", unit="photo"):
-            bulk.import_item(batch, item_id)
-        bulk.run_import(batch.pk)  # the matching step, and the state
-        batch.refresh_from_db()
+        batch = bulk.batch_import(
+            actor=user,
+            batch=batch,
+            inline=True,
+            progress=lambda ids: tqdm(ids, desc="importing", unit="photo"),
+        )
         self.stdout.write(
             self.style.SUCCESS(f"Imported {batch.imported} photos ({batch.get_state_display()}).")
         )
