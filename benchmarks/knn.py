@@ -31,7 +31,7 @@ from pgvector import HalfVector  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species  # noqa: E402
-from identification import search  # noqa: E402
+from identification.matching import search  # noqa: E402
 from identification.models import AnnotationEmbedding, EmbeddingSpace  # noqa: E402
 from resight.models import Organization, Project  # noqa: E402
 

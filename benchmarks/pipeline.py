@@ -41,8 +41,8 @@ from pgvector import HalfVector  # noqa: E402
 
 from catalog import services, synthetic  # noqa: E402
 from catalog.models import Annotation, Species  # noqa: E402
-from identification import features, jobs  # noqa: E402
-from identification import services as id_services  # noqa: E402
+from identification.matching import pipeline, spaces, store  # noqa: E402
+from identification.matching import services as matching_services  # noqa: E402
 from identification.models import AnnotationEmbedding, LocalFeatureSet, MatchJob  # noqa: E402
 from resight.models import Membership, Organization, Project, Role  # noqa: E402
 
@@ -67,7 +67,7 @@ def build(n: int) -> tuple[Project, Species, Any]:
     )
     if Annotation.objects.filter(media_asset__project=project).count() >= n:
         return project, species, user
-    space = features.active_space()
+    space = spaces.active_space()
     real = []
     for i in range(8):
         individual = services.individual_create(actor=user, project=project, species=species, code=f"R{i}")
@@ -88,7 +88,7 @@ def build(n: int) -> tuple[Project, Species, Any]:
                     individual=individual,
                 )
             )
-    vectors = features.embed(real, space)
+    vectors = store.embed(real, space)
     filler_individual = services.individual_create(actor=user, project=project, species=species, code="FILL")
     template = real[0]
     rng = np.random.default_rng(1)
@@ -163,9 +163,11 @@ def main() -> None:
             query = services.annotation_create(
                 actor=user, media_asset=sighting.media_assets.get(), species=species, box=shot.box
             )
-            job = id_services.match_job_start(actor=user, annotation=query, filters={"same_viewpoint": False})
+            job = matching_services.match_job_start(
+                actor=user, annotation=query, filters={"same_viewpoint": False}
+            )
             start = time.perf_counter()
-            jobs.run(job.pk)
+            pipeline.run(job.pk)
             times.append(time.perf_counter() - start)
             assert MatchJob.objects.get(pk=job.pk).state == "done"
         results[label] = float(np.median(times))

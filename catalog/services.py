@@ -33,7 +33,7 @@ from catalog.models import (
 )
 from resight import audit
 from resight.models import Project
-from resight.permissions import Action, AnyUser, End, require, require_link, require_project
+from resight.permissions import Action, AnyUser, End, require, require_link, require_project, user_or_none
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _store_asset(
         exif_taken_at=exif_time(image),
         exif_latitude=image.latitude,
         exif_longitude=image.longitude,
-        uploaded_by=actor if actor.is_authenticated else None,
+        uploaded_by=user_or_none(actor),
     )
     # The original first, exactly as uploaded; renditions are derived from it.
     asset.file.save(f"original.{image.extension}", ContentFile(image.data), save=False)
@@ -251,7 +251,7 @@ def sighting_create(
     sighting = validated_sighting(
         Sighting(
             project=project,
-            created_by=actor if actor.is_authenticated else None,
+            created_by=user_or_none(actor),
             **_with_exif_defaults(data, inspected).__dict__,
         )
     )
@@ -359,7 +359,7 @@ def _annotation_save(actor: AnyUser, annotation: Annotation, *, match_now: bool 
                     {"individual": [f"{individual.code} was merged into another individual."]}
                 )
     if creating:
-        annotation.created_by = actor if actor.is_authenticated else None
+        annotation.created_by = user_or_none(actor)
     annotation.save()
     geometry = ("species", "x", "y", "width", "height", "viewpoint", "body_part", "mask")
     after = model_to_dict(annotation)
@@ -439,6 +439,20 @@ def individual_create(*, actor: AnyUser, project: Project, species: Species, **f
     require_project(actor, project, Action.CURATE, species.pk)
     individual = Individual(project=project, species=species, **fields)
     return audit.save(actor=actor, obj=individual, action="individual.create")
+
+
+def next_individual_code(project: Project, species: Species) -> str:
+    """A free catalogue code for a new individual: the species' initials and a running number."""
+    prefix = "".join(w[0] for w in species.common_name.split()).upper() or "IND"
+    taken = set(
+        Individual.objects.filter(project=project, code__startswith=f"{prefix}-").values_list(
+            "code", flat=True
+        )
+    )
+    n = len(taken) + 1
+    while f"{prefix}-{n:04d}" in taken:
+        n += 1
+    return f"{prefix}-{n:04d}"
 
 
 def individual_update(*, actor: AnyUser, individual: Individual, changes: dict[str, Any]) -> Individual:

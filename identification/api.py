@@ -12,7 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog import selectors as catalog_selectors
-from identification import selectors, services
+from identification.curation import decisions, identities
+from identification.curation import selectors as curation_selectors
+from identification.matching import selectors as matching_selectors
+from identification.matching import services as matching_services
 from identification.models import (
     Decision,
     DecisionKind,
@@ -131,7 +134,9 @@ class MatchJobSerializer(serializers.ModelSerializer[MatchJob]):
     def to_representation(self, instance: MatchJob) -> dict[str, Any]:
         # The nested candidates read this from the shared context, job by job.
         context: dict[str, Any] = self.context  # type: ignore[assignment]  # a plain dict at run time
-        context["viewable_individuals"] = selectors.viewable_individual_ids(context["user"], instance)
+        context["viewable_individuals"] = matching_selectors.viewable_individual_ids(
+            context["user"], instance
+        )
         return super().to_representation(instance)
 
 
@@ -144,7 +149,9 @@ class MatchJobViewSet(PolicyViewSet):
     http_method_names = ["get", "post", "head", "options"]
 
     def visible(self, user: Any) -> models.QuerySet[MatchJob]:
-        return selectors.jobs_for(user).prefetch_related("candidates__individual", "decisions__decided_by")
+        return matching_selectors.jobs_for(user).prefetch_related(
+            "candidates__individual", "decisions__decided_by"
+        )
 
     @extend_schema(request=DecideSerializer, responses={201: DecisionSerializer})
     @action(detail=True, methods=["post"])
@@ -153,7 +160,7 @@ class MatchJobViewSet(PolicyViewSet):
         job = get_for(request.user, self.get_queryset(), Action.CURATE, pk=pk)
         params = DecideSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        decision = services.decide(actor=request.user, job=job, **params.validated_data)
+        decision = decisions.decide(actor=request.user, job=job, **params.validated_data)
         return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={201: DecisionSerializer})
@@ -161,11 +168,11 @@ class MatchJobViewSet(PolicyViewSet):
     def undo(self, request: Request, pk: str | None = None) -> Response:
         """Revert the latest decision on the job's annotation."""
         job = get_for(request.user, self.get_queryset(), Action.CURATE, pk=pk)
-        decision = services.undo(actor=request.user, annotation=job.annotation)
+        decision = decisions.undo(actor=request.user, annotation=job.annotation)
         return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 
     def create_object(self, data: dict[str, Any]) -> MatchJob:
-        return services.match_job_start(
+        return matching_services.match_job_start(
             actor=self.request.user, annotation=data["annotation"], filters=data.get("filters")
         )
 
@@ -230,13 +237,13 @@ class IdentityChangeViewSet(PolicyViewSet):
                 raise serializers.ValidationError({"target": ["A merge needs the individual kept."]})
             target = get_for(request.user, individuals, Action.CURATE, pk=data["target"])
             if data["dry_run"]:
-                return Response(selectors.merge_preview(individual, target).as_json())
-            change = services.individual_merge(actor=request.user, source=individual, target=target)
+                return Response(curation_selectors.merge_preview(individual, target).as_json())
+            change = identities.individual_merge(actor=request.user, source=individual, target=target)
         else:
             ids = data.get("annotations", [])
             if data["dry_run"]:
-                return Response(selectors.split_preview(individual, ids).as_json())
-            change = services.individual_split(
+                return Response(curation_selectors.split_preview(individual, ids).as_json())
+            change = identities.individual_split(
                 actor=request.user,
                 individual=individual,
                 annotation_ids=ids,
@@ -248,7 +255,7 @@ class IdentityChangeViewSet(PolicyViewSet):
     @action(detail=True, methods=["post"])
     def undo(self, request: Request, pk: str | None = None) -> Response:
         change = get_for(request.user, self.get_queryset(), Action.CURATE, pk=pk)
-        undo = services.identity_change_undo(actor=request.user, change=change)
+        undo = identities.identity_change_undo(actor=request.user, change=change)
         return Response(IdentityChangeSerializer(undo).data, status=status.HTTP_201_CREATED)
 
 

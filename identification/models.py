@@ -43,7 +43,7 @@ class EmbeddingSpace(models.Model):
 class AnnotationEmbedding(models.Model):
     """A global embedding of one annotation in one space, as halfvec (pgvector).
 
-    Each space gets its own partial HNSW index on `vector::halfvec(dim)` (identification.search); the
+    Each space gets its own partial HNSW index on `vector::halfvec(dim)` (identification.matching.search); the
     filter columns are copied from the annotation so the index scan can filter without joins."""
 
     annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="embeddings")
@@ -97,7 +97,8 @@ FINAL_STATES = (JobState.DONE, JobState.FAILED)
 
 
 class MatchJob(models.Model):
-    """Find the known individuals one annotation may be. States move forward only (identification.jobs)."""
+    """Find the known individuals one annotation may be. States move forward only
+    (identification.matching.jobs)."""
 
     annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="match_jobs")
     requested_by = models.ForeignKey(
@@ -336,7 +337,7 @@ RUN_WORKING_STATES = (
 
 class TrainingRun(models.Model):
     """One retraining: curated set -> training -> evaluation against the active model on the same split ->
-    promotion (re-embedding, then the switch) or rejection (identification.retraining)."""
+    promotion (re-embedding, then the switch) or rejection (identification.registry.retraining)."""
 
     state = models.CharField(max_length=12, choices=RunState.choices, default=RunState.QUEUED)
     trigger = models.CharField(max_length=20, default="threshold")

@@ -1,4 +1,4 @@
-"""Celery tasks: thin, id-based, idempotent. The work lives in jobs.py, features.py and calibration.py."""
+"""Celery tasks: thin, id-based, idempotent. The work lives in the matching and registry packages."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
 from catalog.models import Annotation, MediaAsset
-from identification import calibration, features, jobs, retraining
+from identification.matching import calibration, crops, jobs, loaded, pipeline, spaces, store
 from identification.models import RUN_WORKING_STATES, TrainingRun
+from identification.registry import retraining
 from resight.celery import serves
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(acks_late=True)
 def run_match_job(job_id: int) -> None:
-    jobs.run(job_id)
+    pipeline.run(job_id)
 
 
 @shared_task(acks_late=True)
@@ -29,14 +30,15 @@ def prepare_annotation(annotation_id: int) -> None:
     annotation = Annotation.objects.select_related("media_asset").filter(pk=annotation_id).first()
     if annotation is None:
         return
-    space = features.active_space()
-    features.forget(annotation)  # the vectors and features of its old geometry or settings
-    crops = features.Crops()
+    space = spaces.active_space()
+    store.forget(annotation)  # the vectors and features of its old geometry or settings
+    decoded = crops.Crops()
     try:
-        features.embed([annotation], space, crops=crops)
+        store.embed([annotation], space, crops=decoded)
         if settings.RESIGHT_LOCAL_MATCHER:
-            features.features(annotation, features.local_matcher(settings.RESIGHT_LOCAL_MATCHER), crops)
-    except features.PhotoUnreadable:
+            matcher = loaded.local_matcher(settings.RESIGHT_LOCAL_MATCHER)
+            store.local_features_of(annotation, matcher, decoded)
+    except crops.PhotoUnreadable:
         logger.warning("annotation %s: photo unreadable, not embedded", annotation_id)
 
 
@@ -47,12 +49,12 @@ def propose_boxes(media_asset_id: int) -> None:
     asset = MediaAsset.objects.filter(pk=media_asset_id).first()
     if asset is None or not spec:
         return
-    model = features.detector(spec)
+    model = loaded.detector(spec)
     if asset.proposals_by == model.key:
         return  # done already (a redelivered task)
     try:
-        image = features.photo(asset)
-    except features.PhotoUnreadable:
+        image = crops.photo(asset)
+    except crops.PhotoUnreadable:
         logger.warning("photo %s unreadable: no box proposals", media_asset_id)
         return
     (found,) = model.detect([image], min_confidence=settings.RESIGHT_DETECTOR_MIN_CONFIDENCE)
@@ -62,7 +64,7 @@ def propose_boxes(media_asset_id: int) -> None:
 
 @shared_task(acks_late=True)
 def refit_calibration(species_id: int) -> None:
-    space = features.active_space()
+    space = spaces.active_space()
     matcher = settings.RESIGHT_LOCAL_MATCHER
     if calibration.needs_refit(species_id, space, matcher):
         calibration.refit(species_id, space, matcher)

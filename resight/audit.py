@@ -8,7 +8,7 @@ from django.db import models, transaction
 from django.forms.models import model_to_dict
 
 from resight.models import AuditEvent, Project
-from resight.permissions import AnyUser
+from resight.permissions import AnyUser, user_or_none
 
 M = TypeVar("M", bound=models.Model)
 
@@ -21,10 +21,10 @@ def record(
     project_id: int | None = None,
     changes: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    authenticated = actor is not None and actor.is_authenticated
+    user = user_or_none(actor)
     return AuditEvent.objects.create(
-        actor_id=actor.pk if authenticated else None,  # type: ignore[union-attr]
-        actor_name=actor.get_username() if authenticated else "",  # type: ignore[union-attr]
+        actor_id=user.pk if user else None,
+        actor_name=user.get_username() if user else "",
         action=action,
         object_type=obj._meta.label,
         object_id=str(obj.pk),

@@ -70,10 +70,20 @@ def _is_superuser(user: AnyUser) -> bool:
     return bool(getattr(user, "is_superuser", False) and user.is_active)
 
 
+def user_or_none(user: AnyUser | None) -> User | None:
+    """The signed-in user, or None for an anonymous one: what a row's created_by, requested_by... records."""
+    return user if isinstance(user, User) and user.is_authenticated else None
+
+
 def is_operator(user: AnyUser) -> bool:
     """Operators (staff) run the instance: shared reference data (species), model versions and training,
     and the instance-wide figures that go with them."""
     return bool(getattr(user, "is_staff", False) and user.is_active)
+
+
+def require_operator(user: AnyUser) -> None:
+    if not is_operator(user):
+        raise PermissionDenied("Only an operator of this instance (staff) may do this.")
 
 
 def grants_for(user: AnyUser) -> list[Grant]:

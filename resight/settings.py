@@ -255,9 +255,9 @@ CELERY_TASK_ROUTES = {
 RESIGHT_MAX_ZIP_BYTES = int(os.environ.get("RESIGHT_MAX_ZIP_BYTES", 4 * 1024**3))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# Retraining (identification.retraining): Celery beat checks every RESIGHT_RETRAIN_CHECK_SECONDS whether
-# RESIGHT_RETRAIN_THRESHOLD annotations were identified since the last run; the candidate model is promoted
-# only when its mean one-vs-all top-1 beats the active model's by RESIGHT_RETRAIN_MIN_GAIN points.
+# Retraining (identification.registry.retraining): Celery beat checks every RESIGHT_RETRAIN_CHECK_SECONDS
+# whether RESIGHT_RETRAIN_THRESHOLD annotations were identified since the last run; the candidate model is
+# promoted only when its mean one-vs-all top-1 beats the active model's by RESIGHT_RETRAIN_MIN_GAIN points.
 RESIGHT_MODELS_DIR = Path(os.environ.get("RESIGHT_MODELS_DIR", STATE_DIR / "models"))
 RESIGHT_RETRAIN_THRESHOLD = int(os.environ.get("RESIGHT_RETRAIN_THRESHOLD", 500))
 RESIGHT_RETRAIN_CHECK_SECONDS = float(os.environ.get("RESIGHT_RETRAIN_CHECK_SECONDS", 3600))

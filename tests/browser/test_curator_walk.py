@@ -159,14 +159,15 @@ def test_bulk_upload_box_review_undo_and_the_individual_page(
 
 
 def test_two_curators_never_get_the_same_queue_item(live_server, browser, catalogue: Catalogue) -> None:
-    from identification import jobs, services
+    from identification.matching import pipeline
+    from identification.matching import services as matching_services
     from tests.conftest import add_photo
 
     world = catalogue.world
     make_user("second", world.project.organization, Role.CURATOR)
     for i, seed in enumerate((8301, 8302, 8303)):
         query = add_photo(world, i, seed=seed, day=260 + i)
-        jobs.run(services.match_job_start(actor=world.users["curator"], annotation=query).pk)
+        pipeline.run(matching_services.match_job_start(actor=world.users["curator"], annotation=query).pk)
     pages = []
     for username in ("curator", "second"):
         context = browser.new_context()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from identification import jobs, services
+from identification.matching import pipeline
+from identification.matching import services as matching_services
 from identification.models import Decision, MatchJob
 from tests.conftest import PASSWORD, Catalogue, add_photo
 
@@ -16,10 +17,10 @@ def test_review_queue_with_the_keyboard(live_server, page, catalogue: Catalogue)
     queued = []
     for i, seed in enumerate((8101, 8102)):
         query = add_photo(world, i, seed=seed, day=240 + i)
-        job = services.match_job_start(
+        job = matching_services.match_job_start(
             actor=world.users["curator"], annotation=query, filters={"same_viewpoint": False}
         )
-        jobs.run(job.pk)
+        pipeline.run(job.pk)
         queued.append(MatchJob.objects.get(pk=job.pk))
 
     page.goto(f"{live_server.url}/login/")

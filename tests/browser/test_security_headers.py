@@ -11,8 +11,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from catalog.bulk import services as bulk
-from identification import jobs
-from identification import services as identification_services
+from identification.matching import pipeline
+from identification.matching import services as matching_services
 from tests.conftest import PASSWORD, World, add_photo, photo_bytes
 
 pytestmark = pytest.mark.browser
@@ -79,10 +79,10 @@ def test_every_page_works_under_the_content_security_policy(
 ) -> None:
     curator = world.users["curator"]
     query = add_photo(world, 0, seed=9301, day=40)  # a second leopard photo: a match job with a candidate
-    job = identification_services.match_job_start(
+    job = matching_services.match_job_start(
         actor=curator, annotation=query, filters={"same_viewpoint": False}
     )
-    jobs.run(job.pk)  # also notifies the curator (the bell, the notifications page)
+    pipeline.run(job.pk)  # also notifies the curator (the bell, the notifications page)
     batch = bulk.batch_create(actor=curator, project=world.project, species=world.leopard)
     get_user_model().objects.create_superuser("root", "root@example.org", PASSWORD)
     photo = tmp_path / "trap-cam.jpg"

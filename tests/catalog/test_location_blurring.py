@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from catalog import selectors, services
 from catalog.models import Sighting, Viewpoint
-from identification import jobs
-from identification import services as identification_services
+from identification.matching import pipeline
+from identification.matching import services as matching_services
 from resight.models import Organization, Project, Right, Role, SharingAgreement
 from tests.conftest import Catalogue, World, add_photo, make_user
 
@@ -80,18 +80,15 @@ def test_a_match_only_partner_cannot_pin_a_leopard_with_tiny_radii(catalogue: Ca
     )
 
     def candidates(radius_km: float) -> set[int]:
-        job = identification_services.match_job_start(
+        job = matching_services.match_job_start(
             actor=partner, annotation=query, filters={"radius_km": radius_km, "same_viewpoint": False}
         )
-        jobs.run(job.pk)
+        pipeline.run(job.pk)
         job.refresh_from_db()
         assert job.state == "done", job.error
         return set(job.candidates.values_list("individual_id", flat=True))
 
-    assert (
-        world.project.pk
-        in identification_services.match_job_start(actor=partner, annotation=query).project_ids
-    )
+    assert world.project.pk in matching_services.match_job_start(actor=partner, annotation=query).project_ids
     assert exact.pk not in candidates(
         0.05
     )  # 50 m around the exact point: the blurred point is kilometres off
@@ -130,7 +127,7 @@ def test_a_species_scoped_grantee_sees_only_its_species_on_a_shared_sighting(wor
     assert row["location_blurred"] is True and row["location_name"] == ""
     assert listed.get(f"/media/{world.asset.pk}/original/").status_code == 403
 
-    job = identification_services.match_job_start(actor=world.users["curator"], annotation=zebra)
+    job = matching_services.match_job_start(actor=world.users["curator"], annotation=zebra)
     decided = listed.post(f"/api/match-jobs/{job.pk}/decide/", {"kind": "new_individual"}, format="json")
     assert decided.status_code == 201, decided.content
     zebra.refresh_from_db()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.test import Client
 from rest_framework.test import APIClient
 
-from identification import calibration, features, jobs
+from identification.matching import calibration, pipeline, spaces
 from identification.models import MatchJob, SpeciesCalibration
 from ml_service import fusion
 from resight.models import Right, SharingAgreement
@@ -23,7 +23,7 @@ def test_start_poll_and_read_a_job_over_rest(catalogue: Catalogue) -> None:
     assert created.status_code == 201, created.content
     body = created.json()
     assert body["state"] == "queued" and body["project_ids"] == [world.project.pk]
-    jobs.run(body["id"])  # what the worker does with the enqueued id
+    pipeline.run(body["id"])  # what the worker does with the enqueued id
     polled = client.get(f"/api/match-jobs/{body['id']}/").json()
     assert polled["state"] == "done" and polled["probably_new"] in (True, False)
     first = polled["candidates"][0]
@@ -78,7 +78,7 @@ def test_match_against_only_partners_find_the_match_but_not_its_details(catalogu
     client.force_authenticate(partner)
     job_id = client.post("/api/match-jobs/", {"annotation": mine.pk}, format="json").json()["id"]
     assert set(MatchJob.objects.get(pk=job_id).project_ids) == {world.project.pk, partner_project.pk}
-    jobs.run(job_id)
+    pipeline.run(job_id)
     candidates = client.get(f"/api/match-jobs/{job_id}/").json()["candidates"]
     assert candidates and all(c["individual_code"] is None and c["annotation"] is None for c in candidates)
     page = Client()
@@ -99,7 +99,7 @@ def test_the_job_page_polls_until_done(catalogue: Catalogue) -> None:
     job_url = started["Location"]
     waiting = page.get(job_url, HTTP_HX_REQUEST="true").content.decode()
     assert 'hx-trigger="every 1s"' in waiting and "<html" not in waiting
-    jobs.run(int(job_url.rstrip("/").split("/")[-1]))
+    pipeline.run(int(job_url.rstrip("/").split("/")[-1]))
     done = page.get(job_url).content.decode()
     assert 'hx-trigger="every 1s"' not in done and "CAT-0" in done and "band-" in done
 
@@ -109,7 +109,7 @@ def test_calibration_is_refitted_from_curated_pairs(catalogue: Catalogue) -> Non
     for i in range(4):  # grow the curated catalogue past the first-fit threshold
         for s in range(3):
             add_photo(world, i, seed=5000 + 10 * i + s, individual=catalogue.individuals[i], day=50 + s)
-    space = features.active_space()
+    space = spaces.active_space()
     assert calibration.needs_refit(world.leopard.pk, space, "sift")
     fitted = calibration.refit(world.leopard.pk, space, "sift")
     assert fitted is not None and fitted.positives >= calibration.MIN_POSITIVE_PAIRS

@@ -10,7 +10,8 @@ import torch
 from django.test import Client
 from torchvision.models import detection
 
-from identification import features, tasks
+from identification import tasks
+from identification.matching import loaded
 from ml_service import segmentation
 from tests.conftest import World
 
@@ -38,7 +39,7 @@ def test_new_photos_get_proposals_that_the_sighting_page_offers(
 ) -> None:
     settings.RESIGHT_DETECTOR = tiny_detector(tmp_path)
     settings.RESIGHT_DETECTOR_MIN_CONFIDENCE = 0.0  # a random model's scores are low
-    features.detector.cache_clear()
+    loaded.detector.cache_clear()
     client = Client()
     client.force_login(world.users["contributor"])
     waiting = client.get(f"/sightings/{world.sighting.pk}/").content.decode()

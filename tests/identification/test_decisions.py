@@ -9,17 +9,19 @@ from django.db import DatabaseError, transaction
 from django.test import Client
 from rest_framework.test import APIClient
 
-from identification import jobs, services
+from identification.curation import decisions
+from identification.matching import pipeline
+from identification.matching import services as matching_services
 from identification.models import Decision, MatchJob
 from tests.conftest import Catalogue, add_photo
 
 
 def done_job(catalogue: Catalogue, individual_index: int, seed: int) -> MatchJob:
     query = add_photo(catalogue.world, individual_index, seed=seed, day=280)
-    job = services.match_job_start(
+    job = matching_services.match_job_start(
         actor=catalogue.world.users["curator"], annotation=query, filters={"same_viewpoint": False}
     )
-    jobs.run(job.pk)
+    pipeline.run(job.pk)
     job.refresh_from_db()
     return job
 
@@ -29,7 +31,7 @@ def test_confirming_the_top_candidate_identifies_the_annotation_and_logs_what_wa
 ) -> None:
     job = done_job(catalogue, 2, seed=4200)
     top = job.candidates.get(rank=1)
-    decision = services.decide(
+    decision = decisions.decide(
         actor=catalogue.world.users["curator"], job=job, kind="confirm", candidate_rank=1
     )
     job.annotation.refresh_from_db()
@@ -52,12 +54,12 @@ def test_confirming_the_top_candidate_identifies_the_annotation_and_logs_what_wa
 
 def test_new_individual_gets_a_free_code_and_the_annotation(catalogue: Catalogue) -> None:
     job = done_job(catalogue, 3, seed=4300)
-    decision = services.decide(actor=catalogue.world.users["curator"], job=job, kind="new_individual")
+    decision = decisions.decide(actor=catalogue.world.users["curator"], job=job, kind="new_individual")
     job.annotation.refresh_from_db()
     assert job.annotation.individual is not None and job.annotation.individual.code == "L-0001"
     assert decision.individual_id == job.annotation.individual_id
     named = done_job(catalogue, 1, seed=4301)
-    services.decide(
+    decisions.decide(
         actor=catalogue.world.users["curator"], job=named, kind="new_individual", new_code="SPOTTY"
     )
     named.annotation.refresh_from_db()
@@ -67,8 +69,8 @@ def test_new_individual_gets_a_free_code_and_the_annotation(catalogue: Catalogue
 def test_rejections_and_skips_only_log(catalogue: Catalogue) -> None:
     job = done_job(catalogue, 0, seed=4400)
     curator = catalogue.world.users["curator"]
-    services.decide(actor=curator, job=job, kind="not_this_one", candidate_rank=1, note="different rosette")
-    services.decide(actor=curator, job=job, kind="skip")
+    decisions.decide(actor=curator, job=job, kind="not_this_one", candidate_rank=1, note="different rosette")
+    decisions.decide(actor=curator, job=job, kind="skip")
     job.annotation.refresh_from_db()
     assert job.annotation.individual is None
     assert list(Decision.objects.filter(annotation=job.annotation).values_list("kind", flat=True)) == [
@@ -76,18 +78,18 @@ def test_rejections_and_skips_only_log(catalogue: Catalogue) -> None:
         "not_this_one",
     ]
     with pytest.raises(ValidationError):
-        services.decide(actor=curator, job=job, kind="confirm", candidate_rank=99)
+        decisions.decide(actor=curator, job=job, kind="confirm", candidate_rank=99)
     with pytest.raises(ValidationError):
-        services.decide(actor=curator, job=job, kind="marry")
+        decisions.decide(actor=curator, job=job, kind="marry")
     with pytest.raises(ValidationError):
-        services.decide(actor=curator, job=job, kind="undo")  # only through services.undo, which reverts
+        decisions.decide(actor=curator, job=job, kind="undo")  # only through decisions.undo, which reverts
 
 
 def test_only_curators_decide(catalogue: Catalogue) -> None:
     job = done_job(catalogue, 0, seed=4500)
     for user in ("viewer", "contributor"):
         with pytest.raises(PermissionDenied):
-            services.decide(actor=catalogue.world.users[user], job=job, kind="confirm", candidate_rank=1)
+            decisions.decide(actor=catalogue.world.users[user], job=job, kind="confirm", candidate_rank=1)
     api = APIClient()
     api.force_authenticate(catalogue.world.users["contributor"])
     assert api.post(f"/api/match-jobs/{job.pk}/decide/", {"kind": "skip"}, format="json").status_code == 403
@@ -119,8 +121,8 @@ def test_deciding_over_rest_and_in_the_page(catalogue: Catalogue) -> None:
 def test_undo_restores_the_previous_identity_and_is_logged(catalogue: Catalogue) -> None:
     job = done_job(catalogue, 2, seed=4700)
     curator = catalogue.world.users["curator"]
-    confirm = services.decide(actor=curator, job=job, kind="confirm", candidate_rank=1)
-    undone = services.undo(actor=curator, annotation=job.annotation)
+    confirm = decisions.decide(actor=curator, job=job, kind="confirm", candidate_rank=1)
+    undone = decisions.undo(actor=curator, annotation=job.annotation)
     job.annotation.refresh_from_db()
     assert job.annotation.individual is None
     assert (undone.kind, undone.undoes_id, undone.previous_individual_id) == (
@@ -129,8 +131,8 @@ def test_undo_restores_the_previous_identity_and_is_logged(catalogue: Catalogue)
         confirm.individual_id,
     )
     with pytest.raises(ValidationError, match="no decision to undo"):
-        services.undo(actor=curator, annotation=job.annotation)
-    services.decide(actor=curator, job=job, kind="confirm", candidate_rank=1)  # confirm again
+        decisions.undo(actor=curator, annotation=job.annotation)
+    decisions.decide(actor=curator, job=job, kind="confirm", candidate_rank=1)  # confirm again
     job.annotation.refresh_from_db()
     assert job.annotation.individual == job.candidates.get(rank=1).individual
     api = APIClient()
@@ -138,12 +140,12 @@ def test_undo_restores_the_previous_identity_and_is_logged(catalogue: Catalogue)
     response = api.post(f"/api/match-jobs/{job.pk}/undo/")
     assert response.status_code == 201 and response.json()["kind"] == "undo"
     with pytest.raises(PermissionDenied):
-        services.undo(actor=catalogue.world.users["contributor"], annotation=job.annotation)
+        decisions.undo(actor=catalogue.world.users["contributor"], annotation=job.annotation)
 
 
 def test_deleting_a_decided_annotation_keeps_the_log(catalogue: Catalogue) -> None:
     job = done_job(catalogue, 1, seed=4800)
-    decision = services.decide(actor=catalogue.world.users["curator"], job=job, kind="skip")
+    decision = decisions.decide(actor=catalogue.world.users["curator"], job=job, kind="skip")
     annotation_id = job.annotation_id
     job.annotation.delete()  # e.g. a contributor's mistaken box, removed by an operator
     assert Decision.objects.filter(pk=decision.pk, annotation_id=annotation_id).exists()

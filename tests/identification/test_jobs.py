@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from identification import jobs, services
+from identification.matching import crops, jobs, pipeline
+from identification.matching import services as matching_services
 from identification.models import JobState, MatchCandidate, MatchJob
 from tests.conftest import Catalogue, add_photo
 
 
 def start(catalogue: Catalogue, individual_index: int, seed: int) -> MatchJob:
     query = add_photo(catalogue.world, individual_index, seed=seed, day=100)
-    return services.match_job_start(
+    return matching_services.match_job_start(
         actor=catalogue.world.users["curator"], annotation=query, filters={"same_viewpoint": False}
     )
 
@@ -26,7 +27,7 @@ def test_a_new_photo_of_a_known_individual_ranks_it_first(
 ) -> None:
     job = start(catalogue, individual_index, seed=9000 + individual_index)
     assert job.state == JobState.QUEUED
-    jobs.run(job.pk)
+    pipeline.run(job.pk)
     job.refresh_from_db()
     assert job.state == JobState.DONE, job.error
     candidates = list(job.candidates.order_by("rank"))
@@ -42,9 +43,9 @@ def test_a_new_photo_of_a_known_individual_ranks_it_first(
 
 def test_running_a_finished_job_again_is_a_no_op(catalogue: Catalogue) -> None:
     job = start(catalogue, 1, seed=9100)
-    jobs.run(job.pk)
+    pipeline.run(job.pk)
     before = list(MatchCandidate.objects.filter(job=job).values_list("pk", flat=True))
-    jobs.run(job.pk)
+    pipeline.run(job.pk)
     job.refresh_from_db()
     assert job.attempts == 1
     assert list(MatchCandidate.objects.filter(job=job).values_list("pk", flat=True)) == before
@@ -61,7 +62,7 @@ def test_only_one_worker_claims_a_job(catalogue: Catalogue) -> None:
 
 def test_a_job_left_by_a_killed_worker_is_recovered_without_duplicates(catalogue: Catalogue) -> None:
     job = start(catalogue, 3, seed=9300)
-    jobs.run(job.pk)
+    pipeline.run(job.pk)
     first_run = list(job.candidates.values_list("individual_id", "rank"))
     # As if a worker (a process that no longer exists) had claimed it again and died while re-ranking.
     MatchJob.objects.filter(pk=job.pk).update(
@@ -73,7 +74,7 @@ def test_a_job_left_by_a_killed_worker_is_recovered_without_duplicates(catalogue
     enqueued: list[int] = []
     assert jobs.recover_orphaned(enqueued.append) == [job.pk]  # ...but its process is gone
     for job_id in enqueued:
-        jobs.run(job_id)
+        pipeline.run(job_id)
     job.refresh_from_db()
     assert job.state == JobState.DONE and job.attempts == 2
     assert list(job.candidates.values_list("individual_id", "rank")) == first_run
@@ -86,13 +87,13 @@ def test_a_corrupt_photo_fails_the_job_with_a_reason_and_nothing_else(catalogue:
         data = f.read()
     with open(asset.file.path, "wb") as f:  # the stored original got damaged after upload
         f.write(data[: len(data) // 3])
-    jobs.run(job.pk)
+    pipeline.run(job.pk)
     job.refresh_from_db()
     assert job.state == JobState.FAILED
     assert "could not be read" in job.error and asset.original_filename in job.error
     assert not job.candidates.exists()
     healthy = start(catalogue, 1, seed=9401)  # the next job is not affected
-    jobs.run(healthy.pk)
+    pipeline.run(healthy.pk)
     healthy.refresh_from_db()
     assert healthy.state == JobState.DONE
 
@@ -100,12 +101,12 @@ def test_a_corrupt_photo_fails_the_job_with_a_reason_and_nothing_else(catalogue:
 def test_match_rights_decide_which_projects_are_searched(catalogue: Catalogue) -> None:
     world = catalogue.world
     query = add_photo(world, 0, seed=9500, day=100)
-    job = services.match_job_start(actor=world.users["contributor"], annotation=query)
+    job = matching_services.match_job_start(actor=world.users["contributor"], annotation=query)
     assert job.project_ids == [world.project.pk]
     from django.core.exceptions import PermissionDenied
 
     with pytest.raises(PermissionDenied):
-        services.match_job_start(actor=world.users["viewer"], annotation=query)
+        matching_services.match_job_start(actor=world.users["viewer"], annotation=query)
 
 
 def test_the_query_is_masked_to_the_animal_and_a_new_box_drops_the_old_mask(catalogue: Catalogue) -> None:
@@ -114,7 +115,7 @@ def test_the_query_is_masked_to_the_animal_and_a_new_box_drops_the_old_mask(cata
     from catalog import services as catalog_services
 
     job = start(catalogue, 0, seed=9600)
-    jobs.run(job.pk)
+    pipeline.run(job.pk)
     annotation = job.annotation
     annotation.refresh_from_db()
     assert annotation.mask, "the mask refiner ran before embedding"
@@ -130,18 +131,17 @@ def test_the_query_is_masked_to_the_animal_and_a_new_box_drops_the_old_mask(cata
 
 
 def test_a_job_decodes_the_query_photo_once(catalogue: Catalogue, monkeypatch) -> None:
-    from identification import features
 
     decoded: list[int] = []
-    real = features.annotation_crop
+    real = crops.crop_of
 
     def counting(annotation):  # the real decode, counted
         decoded.append(annotation.pk)
         return real(annotation)
 
-    monkeypatch.setattr(features, "annotation_crop", counting)
+    monkeypatch.setattr(crops, "crop_of", counting)
     job = start(catalogue, 1, seed=9700)
-    jobs.run(job.pk)
+    pipeline.run(job.pk)
     job.refresh_from_db()
     assert job.state == JobState.DONE
     assert decoded.count(job.annotation_id) == 1  # embedding and local features share one decode
@@ -153,10 +153,10 @@ def test_candidates_keep_their_keypoint_matches_in_photo_pixels_for_the_review_p
     from django.test import Client
 
     job = start(catalogue, 1, seed=9100)
-    jobs.run(job.pk)
+    pipeline.run(job.pk)
     first = job.candidates.select_related("annotation").order_by("rank").first()
     assert first is not None and first.local_score is not None
-    assert 0 < len(first.keypoint_pairs) <= min(int(first.local_score), jobs.MAX_DRAWN_PAIRS)
+    assert 0 < len(first.keypoint_pairs) <= min(int(first.local_score), pipeline.MAX_DRAWN_PAIRS)
     qx, qy, qw, qh = job.annotation.box
     cx, cy, cw, ch = first.annotation.box
     for x1, y1, x2, y2 in first.keypoint_pairs:  # each end lies on its own animal's box
@@ -176,7 +176,7 @@ def test_redrawing_the_box_of_an_unidentified_animal_drops_stale_vectors_and_mat
     from identification.models import AnnotationEmbedding
 
     job = start(catalogue, 3, seed=9200)
-    jobs.run(job.pk)
+    pipeline.run(job.pk)
     query = job.annotation
     assert AnnotationEmbedding.objects.filter(annotation=query).exists()
     x, y, w, h = query.box

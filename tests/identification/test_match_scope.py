@@ -4,7 +4,7 @@ organisation's projects and the projects that share match-against with it (for t
 from __future__ import annotations
 
 from catalog import services as catalog_services
-from identification import services
+from identification.matching import services as matching_services
 from resight.models import Organization, Project, Right, SharingAgreement
 from resight.permissions import projects_matched_from
 from tests.conftest import World, make_user
@@ -24,19 +24,19 @@ def test_an_operators_upload_searches_no_private_project_of_another_organisation
     operator = make_user("operator", is_superuser=True, is_staff=True)
     private = world.other_project  # another organisation's, shared with nobody
     annotation = leopard_photo(world)
-    job = services.match_job_start(actor=operator, annotation=annotation)
+    job = matching_services.match_job_start(actor=operator, annotation=annotation)
     assert private.pk not in job.project_ids
     assert job.project_ids == [world.project.pk]
     # The same photo matched by the project's own curator searches the same catalogues.
-    assert services.match_job_start(actor=world.users["curator"], annotation=annotation).project_ids == (
-        job.project_ids
-    )
+    assert matching_services.match_job_start(
+        actor=world.users["curator"], annotation=annotation
+    ).project_ids == (job.project_ids)
 
 
 def test_a_member_of_two_organisations_does_not_carry_one_into_the_others_matches(world: World) -> None:
     curator = world.users["curator"]
     curator.memberships.create(organization=world.other_project.organization, role="curator")
-    job = services.match_job_start(actor=curator, annotation=leopard_photo(world))
+    job = matching_services.match_job_start(actor=curator, annotation=leopard_photo(world))
     assert world.other_project.pk not in job.project_ids
 
 

@@ -11,7 +11,8 @@ from django.test import Client
 
 from catalog import services as catalog_services
 from catalog.models import Annotation, Individual, IndividualStatus
-from identification import selectors, services
+from identification.curation import identities
+from identification.curation import selectors as curation_selectors
 from identification.models import IdentityChange
 from resight.models import AuditEvent
 from tests.conftest import Catalogue, add_photo
@@ -31,7 +32,7 @@ def test_merge_then_undo_restores_the_exact_prior_state(catalogue: Catalogue) ->
     before = snapshot()
     moving = set(Annotation.objects.filter(individual=a).values_list("pk", flat=True))
 
-    change = services.individual_merge(actor=curator, source=a, target=b)
+    change = identities.individual_merge(actor=curator, source=a, target=b)
 
     a.refresh_from_db()
     assert (a.status, a.merged_into_id) == (IndividualStatus.MERGED, b.pk)
@@ -41,12 +42,12 @@ def test_merge_then_undo_restores_the_exact_prior_state(catalogue: Catalogue) ->
     assert change.preview["moving_annotations"] == 3
     assert AuditEvent.objects.filter(action="individual.merge", object_id=str(a.pk)).exists()
 
-    undo = services.identity_change_undo(actor=curator, change=change)
+    undo = identities.identity_change_undo(actor=curator, change=change)
     assert undo.undoes_id == change.pk
     assert snapshot() == before
     assert AuditEvent.objects.filter(action="individual.undo").exists()
     with pytest.raises(ValidationError, match="already undone"):
-        services.identity_change_undo(actor=curator, change=change)
+        identities.identity_change_undo(actor=curator, change=change)
 
 
 def test_split_then_undo_puts_every_photo_back(catalogue: Catalogue) -> None:
@@ -55,16 +56,16 @@ def test_split_then_undo_puts_every_photo_back(catalogue: Catalogue) -> None:
     ids = list(Annotation.objects.filter(individual=a).order_by("pk").values_list("pk", flat=True))
     before_annotations = snapshot()[0]
 
-    preview = selectors.split_preview(a, ids[:1])
+    preview = curation_selectors.split_preview(a, ids[:1])
     assert (preview.moving_annotations, preview.remaining_annotations) == (1, 2)
-    change = services.individual_split(
+    change = identities.individual_split(
         actor=curator, individual=a, annotation_ids=ids[:1], new_code="CAT-NEW"
     )
     new = Individual.objects.get(code="CAT-NEW")
     assert (new.species_id, new.project_id) == (a.species_id, a.project_id)
     assert list(Annotation.objects.filter(individual=new).values_list("pk", flat=True)) == ids[:1]
 
-    services.identity_change_undo(actor=curator, change=change)
+    identities.identity_change_undo(actor=curator, change=change)
     assert snapshot()[0] == before_annotations
     new.refresh_from_db()
     assert (new.status, new.merged_into_id) == (IndividualStatus.MERGED, a.pk)  # retired, history kept
@@ -74,23 +75,23 @@ def test_impossible_merges_and_splits_are_refused_with_reasons(catalogue: Catalo
     world, curator = catalogue.world, catalogue.world.users["curator"]
     a, b = catalogue.individuals[:2]
     with pytest.raises(ValidationError, match="into itself"):
-        services.individual_merge(actor=curator, source=a, target=a)
+        identities.individual_merge(actor=curator, source=a, target=a)
     with pytest.raises(ValidationError, match="one species"):
-        services.individual_merge(actor=curator, source=a, target=world.zebra_individual)
+        identities.individual_merge(actor=curator, source=a, target=world.zebra_individual)
     ids = list(Annotation.objects.filter(individual=a).values_list("pk", flat=True))
     with pytest.raises(ValidationError, match="rename"):
-        services.individual_split(actor=curator, individual=a, annotation_ids=ids)
+        identities.individual_split(actor=curator, individual=a, annotation_ids=ids)
     with pytest.raises(ValidationError, match="Choose photos"):
-        services.individual_split(actor=curator, individual=a, annotation_ids=[world.annotation.pk])
-    services.individual_merge(actor=curator, source=a, target=b)
+        identities.individual_split(actor=curator, individual=a, annotation_ids=[world.annotation.pk])
+    identities.individual_merge(actor=curator, source=a, target=b)
     with pytest.raises(ValidationError, match="already merged"):
-        services.individual_merge(actor=curator, source=a, target=catalogue.individuals[2])
+        identities.individual_merge(actor=curator, source=a, target=catalogue.individuals[2])
     # A photo can no longer be assigned to the merged individual.
     stray = add_photo(world, 7, seed=7)
     with pytest.raises(ValidationError, match="merged into"):
         catalog_services.annotation_update(actor=curator, annotation=stray, changes={"individual": a})
     with pytest.raises(PermissionDenied):  # viewers may not merge
-        services.individual_merge(actor=world.users["viewer"], source=b, target=catalogue.individuals[2])
+        identities.individual_merge(actor=world.users["viewer"], source=b, target=catalogue.individuals[2])
 
 
 def test_preview_warns_about_animals_side_by_side_and_conflicting_sex(catalogue: Catalogue) -> None:
@@ -108,7 +109,7 @@ def test_preview_warns_about_animals_side_by_side_and_conflicting_sex(catalogue:
     )
     catalog_services.individual_update(actor=curator, individual=a, changes={"sex": "female"})
     catalog_services.individual_update(actor=curator, individual=b, changes={"sex": "male"})
-    warnings = selectors.merge_preview(a, b).warnings
+    warnings = curation_selectors.merge_preview(a, b).warnings
     assert any("side by side in 1 photo" in w for w in warnings)
     assert any("female" in w and "male" in w for w in warnings)
 
@@ -116,18 +117,18 @@ def test_preview_warns_about_animals_side_by_side_and_conflicting_sex(catalogue:
 def test_undo_is_refused_once_a_later_change_moved_the_photos(catalogue: Catalogue) -> None:
     curator = catalogue.world.users["curator"]
     a, b, c = catalogue.individuals[:3]
-    first = services.individual_merge(actor=curator, source=a, target=b)
-    second = services.individual_merge(actor=curator, source=b, target=c)
+    first = identities.individual_merge(actor=curator, source=a, target=b)
+    second = identities.individual_merge(actor=curator, source=b, target=c)
     with pytest.raises(ValidationError, match="undo that first"):
-        services.identity_change_undo(actor=curator, change=first)
-    services.identity_change_undo(actor=curator, change=second)
-    services.identity_change_undo(actor=curator, change=first)
+        identities.identity_change_undo(actor=curator, change=first)
+    identities.identity_change_undo(actor=curator, change=second)
+    identities.identity_change_undo(actor=curator, change=first)
     assert Annotation.objects.filter(individual=a).count() == 3
 
 
 def test_the_log_is_append_only(catalogue: Catalogue) -> None:
     a, b = catalogue.individuals[:2]
-    change = services.individual_merge(actor=catalogue.world.users["curator"], source=a, target=b)
+    change = identities.individual_merge(actor=catalogue.world.users["curator"], source=a, target=b)
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         IdentityChange.objects.filter(pk=change.pk).update(annotation_ids=[])
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
@@ -147,7 +148,7 @@ def test_concurrent_merges_never_lose_or_duplicate_an_annotation(catalogue: Cata
     def work(source: Individual, target: Individual) -> None:
         try:
             barrier.wait()
-            services.individual_merge(actor=curator, source=source, target=target)
+            identities.individual_merge(actor=curator, source=source, target=target)
             outcomes.append("merged")
         except ValidationError:
             outcomes.append("refused")

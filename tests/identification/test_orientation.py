@@ -8,7 +8,7 @@ from PIL import ImageOps
 
 from catalog import services as catalog_services
 from catalog.models import Annotation
-from identification import features
+from identification.matching import crops
 from tests.conftest import Catalogue, add_photo
 
 
@@ -21,8 +21,8 @@ def test_the_opposite_side_is_mirrored_and_searched_as_the_canonical_one(
         world, 5, 3
     )
     right.viewpoint = "right"
-    plain = features.annotation_crop(right)
-    assert features.matching_viewpoint(right) == ("right", False)
+    plain = crops.crop_of(right)
+    assert crops.matching_viewpoint(right) == ("right", False)
 
     staff = world.users["admin"]
     staff.is_staff = True
@@ -30,8 +30,8 @@ def test_the_opposite_side_is_mirrored_and_searched_as_the_canonical_one(
         actor=staff, species=world.leopard, changes={"canonical_viewpoint": "left"}
     )
     right.species.refresh_from_db()
-    assert features.matching_viewpoint(right) == ("left", True)
-    mirrored = features.annotation_crop(right)
+    assert crops.matching_viewpoint(right) == ("left", True)
+    mirrored = crops.crop_of(right)
     assert np.array_equal(np.asarray(mirrored.image), np.asarray(ImageOps.mirror(plain.image)))
     left = Annotation.objects.filter(species=world.leopard, viewpoint="left").first()
-    assert left is not None and features.matching_viewpoint(left) == ("left", False)
+    assert left is not None and crops.matching_viewpoint(left) == ("left", False)

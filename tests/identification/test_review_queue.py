@@ -7,7 +7,9 @@ import threading
 import pytest
 from django.db import connection
 
-from identification import jobs, review, services
+from identification.curation import decisions, review
+from identification.matching import pipeline
+from identification.matching import services as matching_services
 from identification.models import MatchJob, ReviewClaim
 from resight.models import Role
 from tests.conftest import Catalogue, add_photo, make_user
@@ -17,10 +19,10 @@ def queue_of(catalogue: Catalogue, n: int) -> list[MatchJob]:
     made = []
     for i in range(n):
         query = add_photo(catalogue.world, i % 4, seed=3000 + i, day=200 + i)
-        job = services.match_job_start(
+        job = matching_services.match_job_start(
             actor=catalogue.world.users["curator"], annotation=query, filters={"same_viewpoint": False}
         )
-        jobs.run(job.pk)
+        pipeline.run(job.pk)
         made.append(MatchJob.objects.get(pk=job.pk))
     return made
 
@@ -38,10 +40,10 @@ def test_curators_get_different_items_most_confident_first(catalogue: Catalogue)
     assert a.annotation_id == ordered[0].annotation_id  # the most confident first
     again = review.claim_next(first)
     assert again is not None and again.annotation_id == a.annotation_id  # one's own claim stays one's own
-    services.decide(actor=first, job=a, kind="confirm", candidate_rank=1)
+    decisions.decide(actor=first, job=a, kind="confirm", candidate_rank=1)
     c = review.claim_next(first)
     assert c is not None and c.annotation_id not in {a.annotation_id, b.annotation_id}
-    services.decide(actor=first, job=c, kind="skip")
+    decisions.decide(actor=first, job=c, kind="skip")
     assert review.claim_next(first) is None  # skipped by them, the rest is in the other curator's hands
     assert review.claim_next(make_user("viewer2", catalogue.project.organization, Role.VIEWER)) is None
 
@@ -64,7 +66,7 @@ def test_the_queue_page_redirects_to_the_claimed_job_and_deciding_moves_on(catal
     assert after.status_code == 302 and after["Location"].startswith("/review/")
     second = page.get(after["Location"])
     assert second.status_code == 302 and f"/match-jobs/{job_id}/" not in second["Location"]
-    services.decide(
+    decisions.decide(
         actor=catalogue.world.users["curator"],
         job=MatchJob.objects.get(pk=int(second["Location"].split("/match-jobs/")[1].split("/")[0])),
         kind="unidentifiable",

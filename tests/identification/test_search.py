@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from pgvector import HalfVector
 
 from catalog.models import Annotation, Individual, Species
-from identification import search
+from identification.matching import search
 from identification.models import AnnotationEmbedding, EmbeddingSpace
 from tests.conftest import World
 

@@ -16,7 +16,8 @@ from django.db import connection, models, transaction
 from knox.models import AuthToken
 
 from catalog.models import Individual, MediaAsset, Sighting
-from identification import services
+from identification.curation import decisions
+from identification.matching import services as matching_services
 from identification.models import Decision
 from tests.conftest import World, photo_bytes
 
@@ -124,7 +125,7 @@ def test_two_curators_deciding_new_individual_at_once_make_one_individual(world:
     annotation = world.zebra_sighting.annotations.get()
     annotation.individual = None
     annotation.save()
-    job = services.match_job_start(actor=world.users["curator"], annotation=annotation)
+    job = matching_services.match_job_start(actor=world.users["curator"], annotation=annotation)
     individuals_before = Individual.objects.count()
     start = threading.Barrier(2)
     outcomes: list[str] = []
@@ -132,7 +133,7 @@ def test_two_curators_deciding_new_individual_at_once_make_one_individual(world:
     def decide(user: str) -> None:
         try:
             start.wait()
-            services.decide(actor=world.users[user], job=job, kind="new_individual")
+            decisions.decide(actor=world.users[user], job=job, kind="new_individual")
             outcomes.append("decided")
         except ValidationError as exc:
             outcomes.append(" ".join(exc.messages))

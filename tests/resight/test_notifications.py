@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.test import Client
 
-from identification import features, jobs
+from identification.matching import pipeline, spaces
 from identification.models import JobState, MatchCandidate, MatchJob
 from resight.models import Notification
 from resight.permissions import Action, users_granted
@@ -27,7 +27,7 @@ def _finished_job(catalogue: Catalogue, band: str, seed: int = 4242) -> MatchJob
     job = MatchJob.objects.create(
         annotation=query,
         requested_by=world.users["contributor"],
-        space=features.active_space(),
+        space=spaces.active_space(),
         state=JobState.DONE,
         project_ids=[world.project.pk],
     )
@@ -51,7 +51,7 @@ def test_a_confident_match_is_announced_to_curators_and_the_finish_to_the_reques
 ) -> None:
     Notification.objects.all().delete()  # the catalogue's own photos started jobs of their own
     job = _finished_job(catalogue, "good")
-    jobs.announce(job.pk)
+    pipeline.announce(job.pk)
     by_user = {n.recipient.username: n for n in Notification.objects.select_related("recipient")}
     assert by_user["contributor"].kind == "job_finished" and "CAT-0" in by_user["contributor"].text
     waiting = {u for u, n in by_user.items() if n.kind == "review_waiting"}
@@ -60,13 +60,13 @@ def test_a_confident_match_is_announced_to_curators_and_the_finish_to_the_reques
     assert "viewer" not in by_user
 
     Notification.objects.all().delete()
-    jobs.announce(_finished_job(catalogue, "uncertain", seed=4243).pk)
+    pipeline.announce(_finished_job(catalogue, "uncertain", seed=4243).pk)
     assert set(Notification.objects.values_list("kind", flat=True)) == {"job_finished"}
 
 
 def test_the_top_bar_counts_unread_and_opening_one_marks_it_read(catalogue: Catalogue) -> None:
     Notification.objects.all().delete()
-    jobs.announce(_finished_job(catalogue, "excellent").pk)
+    pipeline.announce(_finished_job(catalogue, "excellent").pk)
     client = Client()
     client.force_login(catalogue.world.users["curator"])
     badge = client.get("/notifications/badge/").content.decode()

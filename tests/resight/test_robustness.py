@@ -12,7 +12,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from catalog import services as catalog_services
-from identification import services as identification_services
+from identification.matching import services as matching_services
 from identification.models import EmbeddingSpace
 from resight.models import AuditEvent, Membership, Right, Role, SharingAgreement
 from tests.conftest import World, make_user
@@ -84,9 +84,7 @@ def test_match_filters_out_of_range_are_refused_where_the_job_is_made(world: Wor
     response = api(world).generic("POST", "/api/match-jobs/", body, content_type="application/json")
     assert response.status_code == 400, response.content
     with pytest.raises(ValidationError):
-        identification_services.match_job_start(
-            actor=world.users["curator"], annotation=zebra, filters=filters
-        )
+        matching_services.match_job_start(actor=world.users["curator"], annotation=zebra, filters=filters)
 
 
 def test_admin_edits_are_audited_with_before_and_after(world: World) -> None:

@@ -1,5 +1,5 @@
-"""Pages: start a match job for an annotation, watch it (htmx polling), read the ranked candidates, decide on
-them, work through the review queue, and merge or split individuals (with a preview, and undo)."""
+"""Pages of curation: decide on a match job's candidates (buttons and keys), work through the review
+queue, merge and split individuals (a preview first, undo afterwards)."""
 
 from __future__ import annotations
 
@@ -13,73 +13,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import selectors as catalog_selectors
-from catalog.models import Annotation, Individual, IndividualStatus
-from identification import review, selectors, services
-from identification.models import IdentityChange, MatchJob
+from catalog.models import Individual, IndividualStatus
+from identification.curation import decisions, identities, review, selectors
+from identification.matching import selectors as matching_selectors
+from identification.models import IdentityChange
 from resight.params import parse_id
 from resight.permissions import Action, AnyUser, can, get_for
-
-
-@login_required
-@require_POST
-def match_start(request: HttpRequest, pk: int) -> HttpResponse:
-    annotation = get_for(
-        request.user, catalog_selectors.annotations_for(request.user), Action.CONTRIBUTE, pk=pk
-    )
-    job = services.match_job_start(actor=request.user, annotation=annotation)
-    return redirect("match-job", pk=job.pk)
-
-
-@login_required
-@require_GET
-def match_job(request: HttpRequest, pk: int) -> HttpResponse:
-    job = get_for(request.user, selectors.jobs_for(request.user), pk=pk)
-    rows = selectors.candidates_of(request.user, job) if job.is_final else []
-    can_curate = can(request.user, job.annotation, Action.CURATE)
-    context = {
-        "job": job,
-        "rows": rows,
-        "compare": _compare_data(job, rows, full_resolution=can_curate),
-        "can_curate": can_curate,
-        "decisions": selectors.decisions_on(job.annotation)[:10],
-        "queue": request.GET.get("queue", ""),
-    }
-    if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "identification/_job.html", context)
-    return render(request, "identification/job.html", context)
-
-
-def _photo(annotation: Annotation, full_resolution: bool) -> dict[str, object]:
-    asset = annotation.media_asset
-    # Originals can carry precise EXIF positions: curators get them, others the (stripped) display rendition.
-    variant = "original" if full_resolution else "preview"
-    return {
-        "src": reverse("media-file", args=[asset.pk, variant]),
-        "width": asset.width,
-        "height": asset.height,
-        "box": list(annotation.box),
-    }
-
-
-def _compare_data(
-    job: MatchJob, rows: list[selectors.CandidateRow], full_resolution: bool
-) -> dict[str, object]:
-    """What the side-by-side comparison draws: the query, and each candidate the user may see with the
-    verified keypoint matches between them (photo pixels)."""
-    return {
-        "query": _photo(job.annotation, full_resolution),
-        "candidates": [
-            _photo(row.candidate.annotation, full_resolution)
-            | {
-                "rank": row.candidate.rank,
-                "code": row.candidate.individual.code,
-                "pairs": row.candidate.keypoint_pairs,
-                "gallery": reverse("individual-gallery", args=[row.candidate.individual_id]),
-            }
-            for row in rows
-            if row.viewable
-        ],
-    }
 
 
 @login_required
@@ -87,14 +26,14 @@ def _compare_data(
 def match_decide(request: HttpRequest, pk: int) -> HttpResponse:
     """The buttons of the job page (and their keyboard shortcuts): plain form posts, so they work without
     JavaScript. From the review queue, a decision that settles the photo moves on to the next one."""
-    job = get_for(request.user, selectors.jobs_for(request.user), Action.CURATE, pk=pk)
+    job = get_for(request.user, matching_selectors.jobs_for(request.user), Action.CURATE, pk=pk)
     rank = request.POST.get("candidate_rank", "")
     kind = request.POST.get("kind", "")
     try:
         if kind == "undo":
-            decision = services.undo(actor=request.user, annotation=job.annotation)
+            decision = decisions.undo(actor=request.user, annotation=job.annotation)
         else:
-            decision = services.decide(
+            decision = decisions.decide(
                 actor=request.user,
                 job=job,
                 kind=kind,
@@ -155,7 +94,7 @@ def individual_merge(request: HttpRequest, pk: int) -> HttpResponse:
             error = " ".join(exc.messages)
     if request.method == "POST" and target is not None and preview is not None:
         try:
-            change = services.individual_merge(actor=user, source=source, target=target)
+            change = identities.individual_merge(actor=user, source=source, target=target)
         except ValidationError as exc:
             error = " ".join(exc.messages)
         else:
@@ -177,7 +116,7 @@ def individual_split(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         preview = selectors.split_preview(individual, ids)
         if request.POST.get("confirm") == "1":
-            change = services.individual_split(
+            change = identities.individual_split(
                 actor=user, individual=individual, annotation_ids=ids, new_code=new_code
             )
             messages.success(
@@ -203,7 +142,7 @@ def identity_change_undo(request: HttpRequest, pk: int) -> HttpResponse:
     user = request.user
     change = get_for(user, IdentityChange.objects.select_related("individual", "other"), Action.CURATE, pk=pk)
     try:
-        services.identity_change_undo(actor=user, change=change)
+        identities.identity_change_undo(actor=user, change=change)
     except ValidationError as exc:
         for message in exc.messages:
             messages.error(request, message)

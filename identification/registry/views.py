@@ -1,27 +1,22 @@
 """The model registry: embedding-space versions, training runs with their metrics side by side and loss
 curves, re-embedding progress, an embedding map per species and version; operators (staff) start a run or
-switch versions (rollback)."""
+switch versions (rollback): the services check it (retraining.start, matching.spaces.activate)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog.models import Annotation, Species
-from identification import plots, retraining, selectors
+from identification.matching import spaces
 from identification.models import EmbeddingSpace, TrainingRun
+from identification.registry import plots, retraining, selectors
 from resight.params import parse_id
-from resight.permissions import Action, is_operator, scope
-
-
-def _require_staff(request: HttpRequest) -> None:
-    if not is_operator(request.user):
-        raise PermissionDenied("Model versions are the operators' (staff) to change.")
+from resight.permissions import Action, is_operator, require_operator, scope
 
 
 def _comparison(run: TrainingRun) -> list[dict[str, object]]:
@@ -92,7 +87,6 @@ def model_map(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def model_train(request: HttpRequest) -> HttpResponse:
-    _require_staff(request)
     run = retraining.start(trigger="manual", actor=request.user, force=True)
     if run is None:
         messages.error(request, "A training run is in progress already.")
@@ -105,11 +99,11 @@ def model_train(request: HttpRequest) -> HttpResponse:
 @require_POST
 def model_activate(request: HttpRequest, pk: int) -> HttpResponse:
     """Switch matching to an embedding space whose catalogue is fully embedded (also the rollback)."""
-    _require_staff(request)
+    require_operator(request.user)
     space = get_object_or_404(EmbeddingSpace, pk=pk)
     if space.ready_at is None:
         messages.error(request, f"{space.key} has not finished re-embedding the catalogue.")
     else:
-        retraining.activate(space, actor=request.user, reason="chosen in the registry")
+        spaces.activate(space, actor=request.user, reason="chosen in the registry")
         messages.success(request, f"Matching now uses {space.key}.")
     return redirect("model-registry")

@@ -20,7 +20,6 @@ import datetime as dt
 import io
 import logging
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Annotation, Species
-from identification import features, jobs, search
-from identification.models import RUN_WORKING_STATES, EmbeddingSpace, RunState, TrainingRun
+from identification.matching import crops, jobs, loaded, spaces
+from identification.models import RUN_WORKING_STATES, RunState, TrainingRun
 from ml_service import embedding, evaluation, splits, training
 from ml_service.imaging import masked_pixels
 from resight import audit
-from resight.permissions import AnyUser
+from resight.celery import app as celery_app
+from resight.permissions import AnyUser, require_operator, user_or_none
 
 logger = logging.getLogger(__name__)
-REEMBED_BATCH = 64
 RUN_LOCK = 0x7265_7369  # any constant shared by every process of the platform
 STALE_CLAIM = dt.timedelta(minutes=15)
 
@@ -55,7 +54,10 @@ def newly_curated() -> int:
 
 
 def start(*, trigger: str, actor: AnyUser | None = None, force: bool = False) -> TrainingRun | None:
-    """A new run when enough was curated since the last (or `force`d), unless one is in progress."""
+    """A new run when enough was curated since the last (or `force`d), unless one is in progress. Started
+    by Celery beat (no actor) or by an operator."""
+    if actor is not None:
+        require_operator(actor)
     with transaction.atomic():
         # One run at a time: a transaction-scoped advisory lock makes two beat ticks (or a tick and a click)
         # agree even when no run row exists yet to lock.
@@ -67,9 +69,9 @@ def start(*, trigger: str, actor: AnyUser | None = None, force: bool = False) ->
             return None
         run = TrainingRun.objects.create(
             trigger=trigger,
-            requested_by=actor if actor is not None and actor.is_authenticated else None,
+            requested_by=user_or_none(actor),
             curated_annotations=curated(),
-            compared_with=features.active_space(),
+            compared_with=spaces.active_space(),
         )
         audit.record(actor=actor, action="training_run.start", obj=run, changes={"trigger": trigger})
         transaction.on_commit(lambda: _enqueue_training(run.pk))
@@ -77,9 +79,8 @@ def start(*, trigger: str, actor: AnyUser | None = None, force: bool = False) ->
 
 
 def _enqueue_training(run_id: int) -> None:
-    from identification.tasks import run_training
-
-    run_training.delay(run_id)
+    # By name, through the routes (settings.CELERY_TASK_ROUTES): the tasks module imports this one.
+    celery_app.send_task("identification.tasks.run_training", args=[run_id])
 
 
 def folder(run: TrainingRun) -> Path:
@@ -126,13 +127,13 @@ def export_curated(run: TrainingRun) -> list[evaluation.Item]:
         .order_by("pk")
     )
     for annotation in annotations:
-        side = features.matching_viewpoint(annotation)[0]
+        side = crops.matching_viewpoint(annotation)[0]
         label = f"{annotation.individual_id}" + (f"-{side}" if annotation.species.separate_sides else "")
         path = root / "images" / f"{annotation.species_id}-{label}" / f"{annotation.pk}.jpg"
         if not path.exists():
             try:
-                crop = features.annotation_crop(annotation)
-            except features.PhotoUnreadable:
+                crop = crops.crop_of(annotation)
+            except crops.PhotoUnreadable:
                 logger.warning("annotation %s left out of training: photo unreadable", annotation.pk)
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -190,8 +191,10 @@ def run(run_id: int, *, stop_after_epochs: int | None = None) -> None:
     try:
         if run.state in (RunState.QUEUED, RunState.EXPORTING, RunState.TRAINING, RunState.EVALUATING):
             _train_and_evaluate(run, stop_after_epochs)
-        if run.state == RunState.REEMBEDDING and run.candidate is not None:
-            reembed(run.candidate.pk)
+        # Matching keeps the active space until the catalogue is in the new one; then one switch.
+        reembedding = run.state == RunState.REEMBEDDING and run.candidate is not None
+        if reembedding and spaces.reembed(run.candidate.pk):  # type: ignore[union-attr]
+            _set(run, state=RunState.DONE, finished_at=timezone.now())
     except Exception as exc:  # the run records every failure; the active model is untouched
         logger.exception("training run %s failed", run_id)
         _set(run, state=RunState.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now())
@@ -221,12 +224,12 @@ def _train_and_evaluate(run: TrainingRun, stop_after_epochs: int | None) -> None
     if len(history.epochs) < config.epochs:
         return  # interrupted on purpose (tests); the next call resumes from the checkpoint
     _set(run, state=RunState.EVALUATING, history=[e.__dict__ for e in history.epochs])
-    active = features.active_space()
+    active = spaces.active_space()
     candidate_model = _candidate_model(run)
     metrics: dict[str, Any] = {
-        "active": _score(features.space_model(active), split.test),
+        "active": _score(loaded.space_model(active), split.test),
         "candidate": _score(candidate_model, split.test),
-        "active_unseen": _score(features.space_model(active), split.unseen_test()),
+        "active_unseen": _score(loaded.space_model(active), split.unseen_test()),
         "candidate_unseen": _score(candidate_model, split.unseen_test()),
     }
     gain = mean_top1(metrics["candidate"]) - mean_top1(metrics["active"])
@@ -234,86 +237,11 @@ def _train_and_evaluate(run: TrainingRun, stop_after_epochs: int | None) -> None
     if gain < settings.RESIGHT_RETRAIN_MIN_GAIN:
         _set(run, state=RunState.REJECTED, metrics=metrics, compared_with=active, finished_at=timezone.now())
         return
-    space = _candidate_space(run, candidate_model)
+    space = spaces.create(
+        candidate_model, model_path=f"{run.folder_name}/{training.EXPORT}", training_run=run
+    )
     _set(run, state=RunState.REEMBEDDING, metrics=metrics, compared_with=active, candidate=space)
 
 
 def _candidate_model(run: TrainingRun) -> embedding.EmbeddingModel:
     return embedding.FineTuned(folder(run) / training.EXPORT, version=run.folder_name)
-
-
-def _candidate_space(run: TrainingRun, model: embedding.EmbeddingModel) -> EmbeddingSpace:
-    space, _ = EmbeddingSpace.objects.get_or_create(
-        key=model.key,
-        defaults={
-            "model_name": model.name,
-            "version": model.version,
-            "dim": model.dim,
-            "model_path": f"{run.folder_name}/{training.EXPORT}",
-            "training_run": run,
-        },
-    )
-    search.ensure_index(space)
-    return space
-
-
-def reembed(
-    space_id: int, *, batches: int | None = None, progress: Callable[[int], None] | None = None
-) -> bool:
-    """Embed every annotation that has no vector in the space yet, in batches (matching meanwhile uses the
-    active space); when none is left, switch to it. Returns whether the switch happened."""
-    space = EmbeddingSpace.objects.get(pk=space_id)
-    todo = Annotation.objects.exclude(embeddings__space=space).select_related("media_asset", "species")
-    EmbeddingSpace.objects.filter(pk=space.pk).update(
-        reembed_total=Annotation.objects.count(), reembedded=space.embeddings.count()
-    )
-    done, finished = 0, False
-    while batches is None or done < batches:
-        batch = list(todo.order_by("pk")[:REEMBED_BATCH])
-        if not batch:
-            finished = True
-            break
-        embedded = features.embed(batch, space, skip_unreadable=True)  # returns what it could embed
-        unreadable = [a.pk for a in batch if a.pk not in embedded]
-        todo = todo.exclude(pk__in=unreadable)  # a damaged photo cannot be embedded by anyone: skip it
-        EmbeddingSpace.objects.filter(pk=space.pk).update(reembedded=space.embeddings.count())
-        done += 1
-        if progress:
-            progress(done)
-    if not finished:
-        return False
-    activate(space, actor=None, reason="re-embedding complete")
-    run = TrainingRun.objects.filter(candidate=space, state=RunState.REEMBEDDING).first()
-    if run is not None:
-        _set(run, state=RunState.DONE, finished_at=timezone.now())
-    return True
-
-
-def activate(space: EmbeddingSpace, *, actor: AnyUser | None, reason: str) -> EmbeddingSpace:
-    """Make `space` the one matching uses, in one transaction (also the rollback to an older version); the
-    fusion calibration of each species is refitted for it afterwards."""
-    with transaction.atomic():
-        list(EmbeddingSpace.objects.select_for_update().values_list("pk"))
-        previous = EmbeddingSpace.objects.filter(is_active=True).exclude(pk=space.pk).first()
-        now = timezone.now()
-        # The version it replaces served matching until now: it stays ready for a rollback (jobs embed any
-        # annotation it lacks on the way).
-        EmbeddingSpace.objects.filter(is_active=True, ready_at__isnull=True).update(ready_at=now)
-        EmbeddingSpace.objects.filter(is_active=True).exclude(pk=space.pk).update(is_active=False)
-        EmbeddingSpace.objects.filter(pk=space.pk).update(is_active=True, activated_at=now, ready_at=now)
-        audit.record(
-            actor=actor,
-            action="embedding_space.activate",
-            obj=space,
-            changes={"previous": previous.key if previous else None, "reason": reason},
-        )
-        transaction.on_commit(_refit_all)
-    space.refresh_from_db()
-    return space
-
-
-def _refit_all() -> None:
-    from identification.tasks import refit_calibration
-
-    for species_id in Species.objects.values_list("pk", flat=True):
-        refit_calibration.delay(species_id)

@@ -1,62 +1,15 @@
-"""Reads of identification results, scoped by the permission policy."""
+"""Reads of curators' work: the decision log of an annotation, what a merge or split would do, and the
+merge and split history of an individual."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from catalog.models import Annotation, Individual, IndividualStatus, Sex
-from identification import search
-from identification.models import (
-    AnnotationEmbedding,
-    Decision,
-    EmbeddingSpace,
-    IdentityChange,
-    IdentityChangeKind,
-    MatchCandidate,
-    MatchJob,
-)
-from resight.permissions import Action, AnyUser, scope
-
-
-def jobs_for(user: AnyUser) -> QuerySet[MatchJob]:
-    return scope(MatchJob.objects.all(), user, Action.VIEW).select_related(
-        "space", "annotation__media_asset", "annotation__species", "annotation__sighting"
-    )
-
-
-def viewable_individual_ids(user: AnyUser, job: MatchJob) -> set[int]:
-    """Which of the job's candidate individuals the user may open (the others come from match-against-only
-    agreements: the match is reported, the individual stays closed)."""
-    individuals = Individual.objects.filter(pk__in=[c.individual_id for c in job.candidates.all()])
-    return set(scope(individuals, user, Action.VIEW).values_list("pk", flat=True))
-
-
-@dataclass(frozen=True)
-class CandidateRow:
-    candidate: MatchCandidate
-    viewable: bool
-    linkable: bool  # the user may confirm it: the photo may be given this individual (require_link)
-
-
-def candidates_of(user: AnyUser, job: MatchJob) -> list[CandidateRow]:
-    candidates = list(job.candidates.select_related("individual__project", "annotation__media_asset"))
-    viewable = viewable_individual_ids(user, job)
-    owner = job.annotation.media_asset.project.organization_id
-    curated = set(
-        scope(Individual.objects.filter(pk__in=viewable), user, Action.CURATE).values_list("pk", flat=True)
-    )
-    return [
-        CandidateRow(
-            c,
-            c.individual_id in viewable,
-            c.individual_id in curated and c.individual.project.organization_id == owner,
-        )
-        for c in candidates
-    ]
+from identification.models import Decision, IdentityChange, IdentityChangeKind
 
 
 def decisions_on(annotation: Annotation) -> QuerySet[Decision]:
@@ -153,18 +106,3 @@ def identity_changes_of(individual: Individual) -> QuerySet[IdentityChange]:
         .select_related("individual", "other", "actor")
         .annotate(undone=Exists(undone))
     )
-
-
-def space_vectors(
-    user: AnyUser, space: EmbeddingSpace, species_id: int, limit: int
-) -> tuple[np.ndarray, list[str]]:
-    """Vectors of the identified annotations of a species in a space that `user` may see, with their
-    individuals' codes (for the registry's embedding map)."""
-    visible = scope(Annotation.objects.all(), user, Action.VIEW).filter(individual__isnull=False)
-    rows = list(
-        AnnotationEmbedding.objects.filter(space=space, species_id=species_id, annotation__in=visible)
-        .order_by("annotation_id")
-        .values_list("vector", "annotation__individual__code")[:limit]
-    )
-    vectors = np.array([search.as_array(v) for v, _ in rows]).reshape(len(rows), space.dim)
-    return vectors, [code for _, code in rows]

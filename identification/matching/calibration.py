@@ -12,7 +12,7 @@ import numpy as np
 from django.db import transaction
 
 from catalog.models import Annotation
-from identification import features, search
+from identification.matching import loaded, search, store
 from identification.models import EmbeddingSpace, SpeciesCalibration
 from ml_service import fusion
 
@@ -43,11 +43,11 @@ def refit(
         .select_related("media_asset")
         .order_by("pk")
     )
-    vectors = features.embed(annotations, space, skip_unreadable=True)
+    vectors = store.embed(annotations, space, skip_unreadable=True)
     by_pk = {a.pk: a for a in annotations if a.pk in vectors}
     queries = list(by_pk.values())[:: max(1, len(by_pk) // MAX_QUERIES)]
     projects = tuple({a.media_asset.project_id for a in by_pk.values()})
-    matcher = features.local_matcher(matcher_key) if matcher_key else None
+    matcher = loaded.local_matcher(matcher_key) if matcher_key else None
     cosine: list[float] = []
     inliers: list[float] = []
     same: list[bool] = []
@@ -58,12 +58,12 @@ def refit(
             species_id=species_id, project_ids=projects, exclude_annotation_ids=same_encounter
         )
         neighbours = search.nearest(space, vectors[query.pk], flt, k=shortlist)
-        query_features = features.features(query, matcher) if matcher else None
+        query_features = store.local_features_of(query, matcher) if matcher else None
         for n in neighbours:
             cosine.append(n.cosine)
             same.append(n.individual_id == query.individual_id)
             if matcher and query_features is not None:
-                other = features.features(by_pk[n.annotation_id], matcher)
+                other = store.local_features_of(by_pk[n.annotation_id], matcher)
                 inliers.append(matcher.match(query_features, other).inliers)
     positives = int(np.sum(same))
     if positives < MIN_POSITIVE_PAIRS or positives == len(same):

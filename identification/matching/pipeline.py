@@ -1,38 +1,25 @@
-"""The match job state machine and pipeline.
-
-    queued -> embedding -> searching -> re-ranking -> done
-       \\__________\\____________\\____________\\-----> failed (with a reason)
-
-A worker claims a job with one conditional UPDATE (a queued job, or an active one whose lease expired or
-whose worker process is gone) and advances it only while it holds the claim, so two workers never run the
-same job, a rerun of a finished job is a no-op, and a job whose worker was killed is taken over after the
-restart (`recover_orphaned`). Candidates are replaced in one transaction with the final state: a job that
-is run twice never has duplicate candidates.
-"""
+"""Running one match job: claim it (identification.matching.jobs), embed the query, search the catalogue
+(pgvector, filtered by what the photo's project may be matched against and by the job's filters), re-rank the
+shortlist with local features, calibrate and fuse the scores into P(same individual) per candidate
+individual, store the ranking with the final state, and tell who is waiting for it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
-from collections.abc import Callable
 
 import numpy as np
-import psutil
-from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
 from catalog import selectors as catalog_selectors
 from catalog.models import Annotation
-from identification import features, search
-from identification.calibration import fusion_model_for
-from identification.models import ACTIVE_STATES, JobState, MatchCandidate, MatchJob
+from identification.matching import jobs, loaded, search, store
+from identification.matching.calibration import fusion_model_for
+from identification.matching.crops import Crops, PhotoUnreadable, matching_viewpoint, to_photo_pixels
+from identification.models import JobState, MatchCandidate, MatchJob
 from ml_service import fusion, local_features
 from resight import notifications
 from resight.permissions import Action, users_granted
@@ -40,67 +27,20 @@ from resight.permissions import Action, users_granted
 logger = logging.getLogger(__name__)
 
 
-class ClaimLost(RuntimeError):
-    """Another worker took the job over (our lease expired): stop without touching it."""
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def holder_is_dead(claimed_by: str) -> bool:
-    """Whether a `host:pid` claim was made by a process of this host that no longer exists."""
-    host, _, pid = claimed_by.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
-
-
-def _lease() -> dt.datetime:
-    return timezone.now() + dt.timedelta(seconds=settings.RESIGHT_JOB_LEASE_SECONDS)
-
-
-def claim(job_id: int) -> bool:
-    now = timezone.now()
-    claimable = Q(state=JobState.QUEUED) | Q(state__in=ACTIVE_STATES, lease_expires_at__lt=now)
-    return bool(
-        MatchJob.objects.filter(claimable, pk=job_id).update(
-            state=JobState.EMBEDDING,
-            claimed_by=worker_id(),
-            lease_expires_at=_lease(),
-            attempts=F("attempts") + 1,
-            started_at=Coalesce(F("started_at"), now),
-            error="",
-        )
-    )
-
-
-def advance(job_id: int, state: JobState, **fields: object) -> None:
-    updated = MatchJob.objects.filter(pk=job_id, claimed_by=worker_id(), state__in=ACTIVE_STATES).update(
-        state=state, lease_expires_at=_lease(), **fields
-    )
-    if not updated:
-        raise ClaimLost(f"job {job_id} is no longer ours")
-
-
-def fail(job_id: int, reason: str) -> None:
-    MatchJob.objects.filter(pk=job_id, state__in=ACTIVE_STATES).update(
-        state=JobState.FAILED, error=reason[:2000], finished_at=timezone.now(), lease_expires_at=None
-    )
-
-
 def run(job_id: int) -> None:
     """Run one job to the end. Safe to call any number of times, from any number of workers."""
-    if not claim(job_id):
+    if not jobs.claim(job_id):
         return  # done, failed, or in another live worker's hands
     try:
-        _pipeline(MatchJob.objects.select_related("space", "annotation__media_asset").get(pk=job_id))
-    except ClaimLost:
+        _compute(MatchJob.objects.select_related("space", "annotation__media_asset").get(pk=job_id))
+    except jobs.ClaimLost:
         logger.warning("match job %s was taken over by another worker", job_id)
         return
-    except features.PhotoUnreadable as exc:
-        fail(job_id, f"The photo could not be read: {exc}")
+    except PhotoUnreadable as exc:
+        jobs.fail(job_id, f"The photo could not be read: {exc}")
     except Exception as exc:  # the job records every failure; the worker itself carries on
         logger.exception("match job %s failed", job_id)
-        fail(job_id, f"{type(exc).__name__}: {exc}")
+        jobs.fail(job_id, f"{type(exc).__name__}: {exc}")
     announce(job_id)
 
 
@@ -142,10 +82,10 @@ def announce(job_id: int) -> None:
         )
 
 
-def _pipeline(job: MatchJob) -> None:
+def _compute(job: MatchJob) -> None:
     query = job.annotation
-    crops = features.Crops()  # the query's original is decoded once for its embedding and its features
-    (query_vector,) = features.embed([query], job.space, crops=crops).values()
+    crops = Crops()  # the query's original is decoded once for its embedding and its features
+    (query_vector,) = store.embed([query], job.space, crops=crops).values()
     # Every identified catalogue member in scope is embedded once, so the search compares with all of them.
     missing = (
         Annotation.objects.filter(
@@ -154,22 +94,24 @@ def _pipeline(job: MatchJob) -> None:
         .exclude(embeddings__space=job.space)
         .select_related("media_asset")
     )
-    features.embed(list(missing), job.space, skip_unreadable=True)
-    advance(job.pk, JobState.SEARCHING)
+    store.embed(list(missing), job.space, skip_unreadable=True)
+    jobs.advance(job.pk, JobState.SEARCHING)
     neighbours = search.nearest(job.space, query_vector, _search_filter(job), k=job.shortlist_size)
-    advance(job.pk, JobState.RERANKING)
+    jobs.advance(job.pk, JobState.RERANKING)
     cosine = np.array([n.cosine for n in neighbours])
     scores: dict[str, np.ndarray] = {"cosine": cosine}
     inliers: np.ndarray | None = None
     tentative: np.ndarray | None = None
     evidence: dict[int, list[list[float]]] = {}
     if job.matcher and neighbours:
-        matcher = features.local_matcher(job.matcher)
-        mine = features.features(query, matcher, crops)
+        matcher = loaded.local_matcher(job.matcher)
+        mine = store.local_features_of(query, matcher, crops)
         gallery = Annotation.objects.select_related("media_asset").in_bulk(
             [n.annotation_id for n in neighbours]
         )
-        theirs = {n.annotation_id: features.features(gallery[n.annotation_id], matcher) for n in neighbours}
+        theirs = {
+            n.annotation_id: store.local_features_of(gallery[n.annotation_id], matcher) for n in neighbours
+        }
         matches = [matcher.match(mine, theirs[n.annotation_id]) for n in neighbours]
         evidence = {
             n.annotation_id: _photo_pairs(
@@ -208,7 +150,7 @@ def _pipeline(job: MatchJob) -> None:
                 )
             )
         MatchCandidate.objects.bulk_create(rows)
-        advance(
+        jobs.advance(
             job.pk,
             JobState.DONE,
             finished_at=timezone.now(),
@@ -231,15 +173,15 @@ def _photo_pairs(
     pairs = match.pairs[:MAX_DRAWN_PAIRS]
     if len(pairs) == 0:
         return []
-    a = features.to_photo_pixels(query, pairs[:, :2], query_size)
-    b = features.to_photo_pixels(other, pairs[:, 2:], other_size)
+    a = to_photo_pixels(query, pairs[:, :2], query_size)
+    b = to_photo_pixels(other, pairs[:, 2:], other_size)
     return np.round(np.hstack([a, b]), 1).tolist()
 
 
 def _search_filter(job: MatchJob) -> search.SearchFilter:
     query = job.annotation
     f = job.filters or {}
-    viewpoint = features.matching_viewpoint(query)[0]
+    viewpoint = matching_viewpoint(query)[0]
     between = None
     if f.get("days"):
         centre = query.sighting.observed_at
@@ -267,25 +209,3 @@ def _search_filter(job: MatchJob) -> search.SearchFilter:
         blurred_sightings=blurred,
         observed_between=between,
     )
-
-
-def recover_orphaned(
-    enqueue: Callable[[int], None], *, queued_older_than: dt.timedelta | None = None
-) -> list[int]:
-    """Re-enqueue jobs a dead worker left behind: active jobs whose worker process on this host is gone (their
-    lease is expired on the spot) and, optionally, queued jobs whose message may have been lost."""
-    host = socket.gethostname()
-    recovered = []
-    for job in MatchJob.objects.filter(state__in=ACTIVE_STATES, claimed_by__startswith=f"{host}:"):
-        if holder_is_dead(job.claimed_by) and MatchJob.objects.filter(
-            pk=job.pk, claimed_by=job.claimed_by, state__in=ACTIVE_STATES
-        ).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1)):
-            recovered.append(job.pk)
-    if queued_older_than is not None:
-        cutoff = timezone.now() - queued_older_than
-        recovered += list(
-            MatchJob.objects.filter(state=JobState.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True)
-        )
-    for job_id in recovered:
-        enqueue(job_id)
-    return recovered

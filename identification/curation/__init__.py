@@ -1,0 +1,1 @@
+"""What curators do with candidates: decisions, merges and splits, the review queue."""

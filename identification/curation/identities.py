@@ -1,0 +1,183 @@
+"""Merging and splitting individuals, and undoing either exactly. Both lock the individuals' rows (in
+primary-key order, so two merges never deadlock) and then the annotations they move, so concurrent merges,
+splits and decisions serialise: each sees the others' committed result, and no annotation is lost or moved
+twice. Annotation assignments lock the individual too (catalog.services), so a photo cannot land on an
+individual being merged away. Both ends of a merge must be curated by the actor, within one organisation."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from catalog import services as catalog_services
+from catalog.models import Annotation, Individual, IndividualStatus
+from identification.curation import selectors
+from identification.models import IdentityChange, IdentityChangeKind
+from resight import audit
+from resight.celery import app as celery_app
+from resight.permissions import Action, AnyUser, End, require, require_link, user_or_none
+
+
+def lock_individuals(*individuals: Individual) -> list[Individual]:
+    pks = [i.pk for i in individuals]
+    rows = {
+        i.pk: i
+        for i in Individual.objects.select_for_update(of=("self",))
+        .select_related("project", "species")
+        .filter(pk__in=pks)
+        .order_by("pk")
+    }
+    return [rows[pk] for pk in pks]
+
+
+def _lock_annotations(ids: list[int]) -> None:
+    # order_by: the default ordering joins nullable relations, which FOR UPDATE refuses.
+    list(Annotation.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
+
+
+def _move(annotation_ids: list[int], *, source: Individual, target: Individual) -> None:
+    moved = Annotation.objects.filter(pk__in=annotation_ids, individual=source).update(
+        individual=target, updated_at=timezone.now()
+    )
+    if moved != len(annotation_ids):
+        raise ValidationError(
+            {
+                "annotations": [
+                    f"Some of these photos are no longer {source.code}'s (a later change moved them: "
+                    "undo that first, or reload)."
+                ]
+            }
+        )
+
+
+def _identities_changed(actor: AnyUser, change: IdentityChange, species_id: int) -> None:
+    audit.record(
+        actor=actor,
+        action=f"individual.{change.kind}",
+        obj=change.individual,
+        project_id=change.individual.project_id,
+        changes={
+            "other": change.other_id,
+            "annotations": change.annotation_ids,
+            "undoes": change.undoes_id,
+        },
+    )
+    # Curated pairs changed: the species' fusion calibration may need refitting.
+    transaction.on_commit(
+        lambda: celery_app.send_task("identification.tasks.refit_calibration", args=[species_id])
+    )
+
+
+def _retire(individual: Individual, *, into: Individual) -> None:
+    Individual.objects.filter(pk=individual.pk).update(
+        status=IndividualStatus.MERGED, merged_into=into, updated_at=timezone.now()
+    )
+
+
+def individual_merge(*, actor: AnyUser, source: Individual, target: Individual) -> IdentityChange:
+    """Move every annotation of `source` to `target` and mark `source` merged into it."""
+    require(actor, source, Action.CURATE)
+    require(actor, target, Action.CURATE)
+    require_link(
+        actor,
+        Action.CURATE,
+        End(source.project_id, source.species_id),
+        End(target.project_id, target.species_id),
+    )
+    with transaction.atomic():
+        source, target = lock_individuals(source, target)
+        preview = selectors.merge_preview(source, target)  # checked again under the locks
+        ids = list(
+            Annotation.objects.select_for_update()
+            .filter(individual=source)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        _move(ids, source=source, target=target)
+        previous_status = source.status
+        _retire(source, into=target)
+        change = IdentityChange.objects.create(
+            kind=IdentityChangeKind.MERGE,
+            individual=source,
+            other=target,
+            annotation_ids=ids,
+            previous_status=previous_status,
+            preview=preview.as_json(),
+            actor=user_or_none(actor),
+        )
+        _identities_changed(actor, change, source.species_id)
+    return change
+
+
+def individual_split(
+    *, actor: AnyUser, individual: Individual, annotation_ids: list[int], new_code: str = ""
+) -> IdentityChange:
+    """Move the chosen annotations of `individual` to a new individual of the same project and species."""
+    require(actor, individual, Action.CURATE)
+    with transaction.atomic():
+        (individual,) = lock_individuals(individual)
+        ids = sorted(set(annotation_ids))
+        _lock_annotations(ids)
+        preview = selectors.split_preview(individual, ids)
+        new = catalog_services.individual_create(
+            actor=actor,
+            project=individual.project,
+            species=individual.species,
+            code=new_code.strip()
+            or catalog_services.next_individual_code(individual.project, individual.species),
+            notes=f"Split from {individual.code}.",
+        )
+        _move(ids, source=individual, target=new)
+        change = IdentityChange.objects.create(
+            kind=IdentityChangeKind.SPLIT,
+            individual=individual,
+            other=new,
+            annotation_ids=ids,
+            preview=preview.as_json(),
+            actor=user_or_none(actor),
+        )
+        _identities_changed(actor, change, individual.species_id)
+    return change
+
+
+def identity_change_undo(*, actor: AnyUser, change: IdentityChange) -> IdentityChange:
+    """Revert a merge or split exactly: the same annotations go back, the merged individual returns with
+    its former status; a split-off individual is retired (merged back) so its code and history remain.
+    Refused when later changes moved any of those annotations again (undo those first)."""
+    require(actor, change.individual, Action.CURATE)
+    require(actor, change.other, Action.CURATE)
+    if change.kind == IdentityChangeKind.UNDO:
+        raise ValidationError({"change": ["An undo is not undone; merge or split again instead."]})
+    with transaction.atomic():
+        original, other = lock_individuals(change.individual, change.other)
+        if IdentityChange.objects.filter(undoes=change).exists():
+            raise ValidationError({"change": ["This change was already undone."]})
+        ids = list(change.annotation_ids)
+        _lock_annotations(ids)
+        if change.kind == IdentityChangeKind.MERGE:
+            if original.merged_into_id != other.pk:
+                raise ValidationError({"change": [f"{original.code} is no longer merged into {other.code}."]})
+            _move(ids, source=other, target=original)
+            Individual.objects.filter(pk=original.pk).update(
+                status=change.previous_status or IndividualStatus.ACTIVE,
+                merged_into=None,
+                updated_at=timezone.now(),
+            )
+        else:
+            if Annotation.objects.filter(individual=other).exclude(pk__in=ids).exists():
+                raise ValidationError(
+                    {"change": [f"{other.code} has photos added since the split: move them first."]}
+                )
+            _move(ids, source=other, target=original)
+            _retire(other, into=original)
+        undo = IdentityChange.objects.create(
+            kind=IdentityChangeKind.UNDO,
+            individual=original,
+            other=other,
+            annotation_ids=ids,
+            undoes=change,
+            actor=user_or_none(actor),
+        )
+        _identities_changed(actor, undo, original.species_id)
+    return undo
