@@ -132,15 +132,8 @@ class SightingSerializer(serializers.ModelSerializer[Sighting]):
         fields = [
             "id",
             "project",
-            "observed_at",
-            "time_zone",
-            "latitude",
-            "longitude",
-            "location_uncertainty_m",
-            "location_name",
+            *services.SIGHTING_FIELDS,
             "location_blurred",
-            "observer",
-            "notes",
             "media_assets",
             "created_at",
         ]
@@ -202,7 +195,7 @@ class SightingViewSet(PolicyViewSet):
     def create_object(self, data: dict[str, Any]) -> Sighting:
         project = data.pop("project")
         return services.sighting_create(
-            actor=self.request.user, project=project, data=services.SightingData(**data)
+            actor=self.request.user, project=project, data=services.SightingData.from_mapping(data)
         )
 
     def update_object(self, instance: Sighting, changes: dict[str, Any]) -> Sighting:

@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import UploadedFile
 
 from catalog import validators
 from catalog.models import MediaAsset, Sighting, Species, UploadBatch, Viewpoint
+from catalog.services import SIGHTING_FIELDS
 from resight.permissions import Action, AnyUser, projects_for
 
 
@@ -58,17 +59,7 @@ class SightingForm(forms.ModelForm):
 
     class Meta:
         model = Sighting
-        fields = [
-            "project",
-            "observed_at",
-            "time_zone",
-            "latitude",
-            "longitude",
-            "location_uncertainty_m",
-            "location_name",
-            "observer",
-            "notes",
-        ]
+        fields = ["project", *SIGHTING_FIELDS]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args: Any, user: AnyUser, **kwargs: Any) -> None:

@@ -202,6 +202,10 @@ class SightingData:
         )
 
 
+# The sighting's own fields, as forms and serializers list them (with the project and what they add).
+SIGHTING_FIELDS = [f.name for f in dataclasses.fields(SightingData)]
+
+
 def exif_time(image: images.InspectedImage) -> dt.datetime | None:
     """The photo's EXIF time, unless a wrong camera clock put it outside what a sighting may have."""
     taken = image.taken_at

@@ -269,16 +269,7 @@ def sighting_create(request: HttpRequest) -> HttpResponse:
             sighting = services.sighting_create(
                 actor=user,
                 project=data["project"],
-                data=services.SightingData(
-                    observed_at=data["observed_at"],
-                    time_zone=data["time_zone"],
-                    latitude=data["latitude"],
-                    longitude=data["longitude"],
-                    location_uncertainty_m=data["location_uncertainty_m"],
-                    location_name=data["location_name"],
-                    observer=data["observer"],
-                    notes=data["notes"],
-                ),
+                data=services.SightingData.from_mapping(data),
                 photos=photos,
                 species=data["species"],
                 viewpoint=data["viewpoint"] or "unknown",

@@ -5,6 +5,7 @@ queue gets its own worker process (see the serve command and docker/compose.yaml
 from __future__ import annotations
 
 import os
+import sys
 
 from celery import Celery
 
@@ -21,3 +22,25 @@ def serves(worker: object, queue: str) -> bool:
     consumer = getattr(worker, "task_consumer", None)
     queues = {q.name for q in getattr(consumer, "queues", [])}
     return not queues or queue in queues
+
+
+def worker_command(
+    queues: str, *, name: str | None = None, pool: str = "prefork", loglevel: str = "INFO"
+) -> list[str]:
+    """The command line of one worker process on `queues` (the platform's serve command and the tests'
+    worker start theirs with it): one task at a time, no gossip or mingle between workers (they share
+    nothing but the broker and the database)."""
+    command = [sys.executable, "-m", "celery", "-A", "resight", "worker", "-Q", queues]
+    if name is not None:
+        command += ["-n", f"{name}@%h"]
+    return [
+        *command,
+        "--pool",
+        pool,
+        "--concurrency",
+        "1",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        loglevel,
+    ]

@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
+
+from resight.celery import worker_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,23 +35,8 @@ class Worker:
             **self.env,
         }
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "resight",
-                "worker",
-                "-Q",
-                self.queues,
-                "--pool",
-                "solo",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--loglevel",
-                "WARNING",
-            ],
+            # --without-heartbeat too: a solo worker of one test needs no heartbeats to anyone.
+            [*worker_command(self.queues, pool="solo", loglevel="WARNING"), "--without-heartbeat"],
             cwd=REPO,
             env=env,
             start_new_session=True,

@@ -20,6 +20,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from resight.celery import worker_command
+
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     # SystemExit unwinds normally, so atexit handlers (the embedded server's stop) run.
@@ -100,25 +102,7 @@ WORKERS = {"interactive": "interactive", "bulk": "bulk", "training": "training"}
 def start_workers() -> list[subprocess.Popen[bytes]]:
     processes = []
     for name, queues in WORKERS.items():
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "resight",
-            "worker",
-            "-Q",
-            queues,
-            "-n",
-            f"{name}@%h",
-            "--concurrency",
-            "1",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        ]
-        processes.append(subprocess.Popen(command))
+        processes.append(subprocess.Popen(worker_command(queues, name=name)))
     # Celery beat: the periodic retraining check (CELERY_BEAT_SCHEDULE), its state in the state folder.
     schedule = Path(settings.STATE_DIR) / "celerybeat-schedule"
     beat = [sys.executable, "-m", "celery", "-A", "resight", "beat", "--schedule", str(schedule)]
