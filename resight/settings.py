@@ -197,7 +197,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
         "rest_framework.filters.SearchFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "resight.schema.AutoSchema",  # with the API's error responses
     "EXCEPTION_HANDLER": "resight.api.exception_handler",
     # Only the views that name a scope are throttled: POST /api/auth/token/ per client address, on top of
     # django-axes' per-username lockout (which an attacker trying many usernames never reaches). Counted in

@@ -22,7 +22,7 @@ from django.db.models.signals import pre_save
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from knox import views as knox_views
 from knox.models import AuthToken
 from rest_framework import mixins, serializers, status, viewsets
@@ -36,7 +36,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
+from resight.schema import DETAIL, FIELD_ERRORS
 
 
 class TokenScheme(KnoxTokenScheme):
@@ -83,7 +83,7 @@ class TokenObtainView(knox_views.LoginView):
         request=AuthTokenSerializer,
         responses={
             200: IssuedTokenSerializer,
-            400: OpenApiResponse(description="Wrong username or password, or one missing."),
+            400: OpenApiResponse(FIELD_ERRORS, description="Wrong username or password, or one missing."),
             429: OpenApiResponse(
                 DETAIL,
                 description="Too many requests from this client, or too many failed sign-ins for this "
