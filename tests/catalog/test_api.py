@@ -187,3 +187,18 @@ def test_openapi_schema_and_docs_are_served_locally(world: World) -> None:
         assert path in paths
     docs = client.get("/api/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/" in docs and "cdn" not in docs.lower()
+
+
+def test_a_created_or_edited_individual_answers_its_counts_like_a_read(world: World) -> None:
+    client = token_client("curator")
+    created = client.post(
+        "/api/individuals/",
+        {"project": world.project.pk, "species": world.leopard.pk, "code": "L9"},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["annotation_count"] == created.json()["sighting_count"] == 0
+    edited = client.patch(f"/api/individuals/{world.leopard_individual.pk}/", {"name": "Spot"}, format="json")
+    assert edited.status_code == 200, edited.content
+    read = client.get(f"/api/individuals/{world.leopard_individual.pk}/").json()
+    assert edited.json() == read and read["annotation_count"] == read["sighting_count"] == 1
