@@ -3,11 +3,14 @@ bulk upload batches."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import django_filters
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import filters, serializers, viewsets
@@ -166,9 +169,28 @@ class SightingSerializer(serializers.ModelSerializer[Sighting]):
         return data
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, converted to UTC: ISO 8601 and Python allow UTC offsets up to ±23:59, PostgreSQL
+    compares times with offsets up to ±15:59 only (`?observed_after=2026-01-01T00:00+18:00` was a 500). A
+    time that leaves Python's range in UTC is invalid (400)."""
+
+    def to_python(self, value: Any) -> dt.datetime | None:
+        parsed: dt.datetime | None = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError as exc:  # e.g. 9999-12-31T23:00-12:00
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from exc
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class SightingFilter(django_filters.FilterSet):
-    observed_after = django_filters.IsoDateTimeFilter(field_name="observed_at", lookup_expr="gte")
-    observed_before = django_filters.IsoDateTimeFilter(field_name="observed_at", lookup_expr="lte")
+    observed_after = UtcIsoDateTimeFilter(field_name="observed_at", lookup_expr="gte")
+    observed_before = UtcIsoDateTimeFilter(field_name="observed_at", lookup_expr="lte")
     individual = django_filters.NumberFilter(field_name="annotations__individual", distinct=True)
     species = django_filters.NumberFilter(field_name="annotations__species", distinct=True)
 

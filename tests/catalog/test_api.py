@@ -202,3 +202,22 @@ def test_a_created_or_edited_individual_answers_its_counts_like_a_read(world: Wo
     assert edited.status_code == 200, edited.content
     read = client.get(f"/api/individuals/{world.leopard_individual.pk}/").json()
     assert edited.json() == read and read["annotation_count"] == read["sighting_count"] == 1
+
+
+def test_sighting_time_filters_take_any_utc_offset_and_refuse_times_beyond_the_calendar(world: World) -> None:
+    client = token_client("curator")
+
+    def ids(**query: str) -> set[int]:
+        response = client.get("/api/sightings/", query)
+        assert response.status_code == 200, response.content
+        return {row["id"] for row in response.json()["results"]}
+
+    # The leopard was seen at 2026-03-01 06:00 UTC: 23:59+18:00 the day before is 05:59 UTC.
+    assert ids(observed_after="2026-03-01T23:59:00+18:00") == {world.sighting.pk, world.zebra_sighting.pk}
+    assert ids(observed_before="2026-02-28T12:00:00-18:01") == {world.sighting.pk}
+    for query in (
+        {"observed_after": "9999-12-31T23:00:00-12:00"},
+        {"observed_before": "0001-01-01T00:00+01:00"},
+    ):
+        refused = client.get("/api/sightings/", query)
+        assert refused.status_code == 400 and set(refused.json()) == set(query), refused.content
