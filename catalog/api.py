@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from catalog import bulk, selectors, services
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species, UploadBatch
 from resight.api import PolicyViewSet
+from resight.params import IdFilter
 from resight.parsers import JSONParser
 from resight.permissions import Action, get_for, projects_for, scope
 
@@ -191,8 +192,8 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
 class SightingFilter(django_filters.FilterSet):
     observed_after = UtcIsoDateTimeFilter(field_name="observed_at", lookup_expr="gte")
     observed_before = UtcIsoDateTimeFilter(field_name="observed_at", lookup_expr="lte")
-    individual = django_filters.NumberFilter(field_name="annotations__individual", distinct=True)
-    species = django_filters.NumberFilter(field_name="annotations__species", distinct=True)
+    individual = IdFilter(field_name="annotations__individual", distinct=True)
+    species = IdFilter(field_name="annotations__species", distinct=True)
 
     class Meta:
         model = Sighting

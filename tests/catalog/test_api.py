@@ -221,3 +221,14 @@ def test_sighting_time_filters_take_any_utc_offset_and_refuse_times_beyond_the_c
     ):
         refused = client.get("/api/sightings/", query)
         assert refused.status_code == 400 and set(refused.json()) == set(query), refused.content
+
+
+def test_sighting_filters_on_ids_refuse_what_is_not_an_id(world: World) -> None:
+    client = token_client("curator")
+    species = client.get("/api/sightings/", {"species": world.zebra.pk}).json()["results"]
+    assert [row["id"] for row in species] == [world.zebra_sighting.pk]
+    for value in ("1.5", f"{world.zebra.pk}.0", "-3", "1e3", "\u0661", "9" * 19):
+        refused = client.get("/api/sightings/", {"species": value, "individual": value})
+        assert refused.status_code == 400, value
+        assert set(refused.json()) == {"species", "individual"}, value
+    assert client.get("/api/sightings/", {"species": "9" * 18}).json()["count"] == 0
