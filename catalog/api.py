@@ -401,6 +401,10 @@ class UploadBatchSerializer(serializers.ModelSerializer[UploadBatch]):
             _scope_related(self, project=projects_for(user, Action.CONTRIBUTE))
 
 
+class BatchCsvSerializer(serializers.Serializer[Any]):
+    csv_file = serializers.FileField(help_text="The metadata CSV, replacing the batch's")
+
+
 class BatchPhotoSerializer(serializers.Serializer[Any]):
     file = serializers.FileField()
     path = serializers.CharField(required=False, help_text="Its path in the folder (default: the file name)")
@@ -445,15 +449,14 @@ class UploadBatchViewSet(PolicyViewSet):
         bulk.batch_add_photo(actor=request.user, batch=batch, name=name, stream=upload)
         return self._answer(batch)
 
-    @extend_schema(request=None, responses={200: UploadBatchSerializer})
+    @extend_schema(request=BatchCsvSerializer, responses={200: UploadBatchSerializer})
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser])
     def csv(self, request: Request, pk: str | None = None) -> Response:
         """Replace the metadata CSV (field `csv_file`); check again afterwards."""
         batch = self._batch(pk)
-        upload = request.FILES.get("csv_file")
-        if upload is None:
-            raise serializers.ValidationError({"csv_file": ["Send the CSV as csv_file."]})
-        bulk.batch_replace_csv(actor=request.user, batch=batch, csv_file=upload)
+        params = BatchCsvSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        bulk.batch_replace_csv(actor=request.user, batch=batch, csv_file=params.validated_data["csv_file"])
         return self._answer(batch)
 
     @extend_schema(request=None, responses={200: UploadBatchSerializer})

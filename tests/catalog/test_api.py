@@ -232,3 +232,19 @@ def test_sighting_filters_on_ids_refuse_what_is_not_an_id(world: World) -> None:
         assert refused.status_code == 400, value
         assert set(refused.json()) == {"species", "individual"}, value
     assert client.get("/api/sightings/", {"species": "9" * 18}).json()["count"] == 0
+
+
+def test_a_batch_csv_is_documented_as_the_multipart_field_the_endpoint_reads(world: World) -> None:
+    client = token_client("curator")
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    body = schema["paths"]["/api/upload-batches/{id}/csv/"]["post"]["requestBody"]
+    assert body["required"] and list(body["content"]) == ["multipart/form-data"]
+    request = schema["components"]["schemas"]["BatchCsvRequest"]
+    assert request["required"] == ["csv_file"] and request["properties"]["csv_file"]["format"] == "binary"
+    batch = client.post("/api/upload-batches/", {"project": world.project.pk}, format="json").json()
+    missing = client.post(f"/api/upload-batches/{batch['id']}/csv/", {}, format="multipart")
+    assert missing.status_code == 400 and list(missing.json()) == ["csv_file"]
+    csv_file = io.BytesIO(b"file,time\na.jpg,2026-03-01T06:00:00Z\n")
+    csv_file.name = "meta.csv"
+    sent = client.post(f"/api/upload-batches/{batch['id']}/csv/", {"csv_file": csv_file}, format="multipart")
+    assert sent.status_code == 200, sent.content
