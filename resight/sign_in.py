@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
@@ -37,6 +38,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from resight.schema import DETAIL, FIELD_ERRORS
+
+AXES_USERNAME_LENGTH: int = AccessAttempt._meta.get_field("username").max_length
 
 
 class TokenScheme(KnoxTokenScheme):
@@ -151,6 +154,15 @@ class TokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.Gen
         if not deleted:
             raise Http404
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def axes_username(request: Any, credentials: dict[str, Any] | None = None) -> Any:
+    """The username django-axes counts a sign-in under (AXES_USERNAME_CALLABLE): the one sent, as axes reads
+    it, cut to the length of axes' column. A longer one (no account has one) failed every sign-in surface
+    (login page, admin, token endpoint) with a 500 when axes stored it; now it is counted like any other."""
+    field = getattr(settings, "AXES_USERNAME_FORM_FIELD", "username")  # axes' default
+    username = credentials.get(field) if credentials else getattr(request, "data", request.POST).get(field)
+    return username[:AXES_USERNAME_LENGTH] if isinstance(username, str) else username
 
 
 def revoke_tokens_on_credential_change(
