@@ -3,11 +3,14 @@ bulk upload batches."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import django_filters
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import filters, serializers, viewsets
@@ -20,6 +23,7 @@ from catalog import selectors, services
 from catalog.bulk import services as bulk
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species, UploadBatch
 from resight.api import PolicyViewSet
+from resight.params import IdFilter
 from resight.parsers import JSONParser
 from resight.permissions import Action, get_for, projects_for, scope
 
@@ -160,11 +164,30 @@ class SightingSerializer(serializers.ModelSerializer[Sighting]):
         return data
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, converted to UTC: ISO 8601 and Python allow UTC offsets up to ±23:59, PostgreSQL
+    compares times with offsets up to ±15:59 only (`?observed_after=2026-01-01T00:00+18:00` was a 500). A
+    time that leaves Python's range in UTC is invalid (400)."""
+
+    def to_python(self, value: Any) -> dt.datetime | None:
+        parsed: dt.datetime | None = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError as exc:  # e.g. 9999-12-31T23:00-12:00
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from exc
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class SightingFilter(django_filters.FilterSet):
-    observed_after = django_filters.IsoDateTimeFilter(field_name="observed_at", lookup_expr="gte")
-    observed_before = django_filters.IsoDateTimeFilter(field_name="observed_at", lookup_expr="lte")
-    individual = django_filters.NumberFilter(field_name="annotations__individual", distinct=True)
-    species = django_filters.NumberFilter(field_name="annotations__species", distinct=True)
+    observed_after = UtcIsoDateTimeFilter(field_name="observed_at", lookup_expr="gte")
+    observed_before = UtcIsoDateTimeFilter(field_name="observed_at", lookup_expr="lte")
+    individual = IdFilter(field_name="annotations__individual", distinct=True)
+    species = IdFilter(field_name="annotations__species", distinct=True)
 
     class Meta:
         model = Sighting
@@ -372,6 +395,10 @@ class UploadBatchSerializer(serializers.ModelSerializer[UploadBatch]):
             _scope_related(self, project=projects_for(user, Action.CONTRIBUTE))
 
 
+class BatchCsvSerializer(serializers.Serializer[Any]):
+    csv_file = serializers.FileField(help_text="The metadata CSV, replacing the batch's")
+
+
 class BatchPhotoSerializer(serializers.Serializer[Any]):
     file = serializers.FileField()
     path = serializers.CharField(required=False, help_text="Its path in the folder (default: the file name)")
@@ -416,15 +443,14 @@ class UploadBatchViewSet(PolicyViewSet):
         bulk.batch_add_photo(actor=request.user, batch=batch, name=name, stream=upload)
         return self._answer(batch)
 
-    @extend_schema(request=None, responses={200: UploadBatchSerializer})
+    @extend_schema(request=BatchCsvSerializer, responses={200: UploadBatchSerializer})
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser])
     def csv(self, request: Request, pk: str | None = None) -> Response:
         """Replace the metadata CSV (field `csv_file`); check again afterwards."""
         batch = self._batch(pk)
-        upload = request.FILES.get("csv_file")
-        if upload is None:
-            raise serializers.ValidationError({"csv_file": ["Send the CSV as csv_file."]})
-        bulk.batch_replace_csv(actor=request.user, batch=batch, csv_file=upload)
+        params = BatchCsvSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        bulk.batch_replace_csv(actor=request.user, batch=batch, csv_file=params.validated_data["csv_file"])
         return self._answer(batch)
 
     @extend_schema(request=None, responses={200: UploadBatchSerializer})

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog import selectors as catalog_selectors
+from catalog.models import Annotation
 from identification.curation import decisions, identities
 from identification.curation import selectors as curation_selectors
 from identification.matching import selectors as matching_selectors
@@ -29,7 +30,11 @@ from resight.permissions import Action, get_for, scope
 
 
 class CandidateSerializer(serializers.ModelSerializer[MatchCandidate]):
-    individual_code = serializers.CharField(source="individual.code", read_only=True)
+    # Both null for a candidate from a match-against-only agreement (see to_representation).
+    individual_code = serializers.CharField(source="individual.code", read_only=True, allow_null=True)
+    annotation: serializers.PrimaryKeyRelatedField[Annotation] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="The individual's best-matching annotation"
+    )
     project = serializers.IntegerField(source="individual.project_id", read_only=True)
 
     def to_representation(self, instance: MatchCandidate) -> dict[str, Any]:
@@ -58,7 +63,10 @@ class CandidateSerializer(serializers.ModelSerializer[MatchCandidate]):
 
 
 class DecisionSerializer(serializers.ModelSerializer[Decision]):
-    decided_by = serializers.CharField(source="decided_by.username", read_only=True, default=None)
+    # Null once the deciding user's account is deleted (the log keeps the decision).
+    decided_by = serializers.CharField(
+        source="decided_by.username", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Decision
@@ -178,7 +186,8 @@ class MatchJobViewSet(PolicyViewSet):
 
 
 class IdentityChangeSerializer(serializers.ModelSerializer[IdentityChange]):
-    actor = serializers.CharField(source="actor.username", read_only=True, default=None)
+    # Null once the acting user's account is deleted (the log keeps the change).
+    actor = serializers.CharField(source="actor.username", read_only=True, default=None, allow_null=True)
     undone = serializers.SerializerMethodField()
 
     class Meta:

@@ -50,10 +50,17 @@ class PolicyViewSet(
         return get_for(self.request.user, self.get_queryset(), action, pk=self.kwargs["pk"])
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
-        serializer.instance = self.create_object(dict(serializer.validated_data))
+        serializer.instance = self.as_read(self.create_object(dict(serializer.validated_data)))
 
     def perform_update(self, serializer: serializers.BaseSerializer[Any]) -> None:
-        serializer.instance = self.update_object(serializer.instance, dict(serializer.validated_data))
+        serializer.instance = self.as_read(
+            self.update_object(serializer.instance, dict(serializer.validated_data))
+        )
+
+    def as_read(self, obj: Any) -> Any:
+        """The written object as a read returns it, through `visible()`: with what that queryset annotates
+        (an individual's counts) and prefetches, so a write answers the same fields as a read."""
+        return self.get_queryset().filter(pk=obj.pk).first() or obj
 
     def create_object(self, data: dict[str, Any]) -> Any:
         raise NotImplementedError

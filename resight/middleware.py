@@ -11,9 +11,11 @@ from django.db import OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 
+from resight.errors import is_api_path
+
 
 def _busy(request: HttpRequest, status: int, message: str) -> HttpResponse:
-    if request.path.startswith("/api/"):
+    if is_api_path(request.path_info):
         response: HttpResponse = JsonResponse({"detail": message}, status=status)
     else:
         response = TemplateResponse(request, "busy.html", {"message": message}, status=status).render()
@@ -69,7 +71,7 @@ class QueryStringGuard:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if any("\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()):
-            if request.path.startswith("/api/"):
+            if is_api_path(request.path_info):
                 return JsonResponse({"detail": "The query string holds a NUL character."}, status=400)
             return HttpResponse(
                 "The query string holds a NUL character.", status=400, content_type="text/plain"

@@ -160,6 +160,7 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = int(os.environ.get("RESIGHT_LOGIN_FAILURE_LIMIT", 5))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("RESIGHT_LOGIN_COOLOFF_MINUTES", 15)))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "resight.sign_in.axes_username"  # cut to the length axes stores
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
@@ -197,7 +198,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
         "rest_framework.filters.SearchFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "resight.schema.AutoSchema",  # with the API's error responses
     "EXCEPTION_HANDLER": "resight.api.exception_handler",
     # Only the views that name a scope are throttled: POST /api/auth/token/ per client address, on top of
     # django-axes' per-username lockout (which an attacker trying many usernames never reaches). Counted in

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
@@ -22,7 +23,7 @@ from django.db.models.signals import pre_save
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from knox import views as knox_views
 from knox.models import AuthToken
 from rest_framework import mixins, serializers, status, viewsets
@@ -36,7 +37,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
+from resight.schema import DETAIL, FIELD_ERRORS
+
+AXES_USERNAME_LENGTH: int = AccessAttempt._meta.get_field("username").max_length
 
 
 class TokenScheme(KnoxTokenScheme):
@@ -83,7 +86,7 @@ class TokenObtainView(knox_views.LoginView):
         request=AuthTokenSerializer,
         responses={
             200: IssuedTokenSerializer,
-            400: OpenApiResponse(description="Wrong username or password, or one missing."),
+            400: OpenApiResponse(FIELD_ERRORS, description="Wrong username or password, or one missing."),
             429: OpenApiResponse(
                 DETAIL,
                 description="Too many requests from this client, or too many failed sign-ins for this "
@@ -151,6 +154,15 @@ class TokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.Gen
         if not deleted:
             raise Http404
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def axes_username(request: Any, credentials: dict[str, Any] | None = None) -> Any:
+    """The username django-axes counts a sign-in under (AXES_USERNAME_CALLABLE): the one sent, as axes reads
+    it, cut to the length of axes' column. A longer one (no account has one) failed every sign-in surface
+    (login page, admin, token endpoint) with a 500 when axes stored it; now it is counted like any other."""
+    field = getattr(settings, "AXES_USERNAME_FORM_FIELD", "username")  # axes' default
+    username = credentials.get(field) if credentials else getattr(request, "data", request.POST).get(field)
+    return username[:AXES_USERNAME_LENGTH] if isinstance(username, str) else username
 
 
 def revoke_tokens_on_credential_change(

@@ -32,3 +32,6 @@ urlpatterns = [
     path("", include("identification.urls")),
     path("", include("catalog.urls")),
 ]
+
+# Unmatched API URLs answer JSON like the API's own 404s (resight.errors); pages keep the HTML page.
+handler404 = "resight.errors.page_not_found"

@@ -187,3 +187,64 @@ def test_openapi_schema_and_docs_are_served_locally(world: World) -> None:
         assert path in paths
     docs = client.get("/api/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/" in docs and "cdn" not in docs.lower()
+
+
+def test_a_created_or_edited_individual_answers_its_counts_like_a_read(world: World) -> None:
+    client = token_client("curator")
+    created = client.post(
+        "/api/individuals/",
+        {"project": world.project.pk, "species": world.leopard.pk, "code": "L9"},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["annotation_count"] == created.json()["sighting_count"] == 0
+    edited = client.patch(f"/api/individuals/{world.leopard_individual.pk}/", {"name": "Spot"}, format="json")
+    assert edited.status_code == 200, edited.content
+    read = client.get(f"/api/individuals/{world.leopard_individual.pk}/").json()
+    assert edited.json() == read and read["annotation_count"] == read["sighting_count"] == 1
+
+
+def test_sighting_time_filters_take_any_utc_offset_and_refuse_times_beyond_the_calendar(world: World) -> None:
+    client = token_client("curator")
+
+    def ids(**query: str) -> set[int]:
+        response = client.get("/api/sightings/", query)
+        assert response.status_code == 200, response.content
+        return {row["id"] for row in response.json()["results"]}
+
+    # The leopard was seen at 2026-03-01 06:00 UTC: 23:59+18:00 the day before is 05:59 UTC.
+    assert ids(observed_after="2026-03-01T23:59:00+18:00") == {world.sighting.pk, world.zebra_sighting.pk}
+    assert ids(observed_before="2026-02-28T12:00:00-18:01") == {world.sighting.pk}
+    for query in (
+        {"observed_after": "9999-12-31T23:00:00-12:00"},
+        {"observed_before": "0001-01-01T00:00+01:00"},
+    ):
+        refused = client.get("/api/sightings/", query)
+        assert refused.status_code == 400 and set(refused.json()) == set(query), refused.content
+
+
+def test_sighting_filters_on_ids_refuse_what_is_not_an_id(world: World) -> None:
+    client = token_client("curator")
+    species = client.get("/api/sightings/", {"species": world.zebra.pk}).json()["results"]
+    assert [row["id"] for row in species] == [world.zebra_sighting.pk]
+    for value in ("1.5", f"{world.zebra.pk}.0", "-3", "1e3", "\u0661", "9" * 19):
+        refused = client.get("/api/sightings/", {"species": value, "individual": value})
+        assert refused.status_code == 400, value
+        assert set(refused.json()) == {"species", "individual"}, value
+    assert client.get("/api/sightings/", {"species": "9" * 18}).json()["count"] == 0
+
+
+def test_a_batch_csv_is_documented_as_the_multipart_field_the_endpoint_reads(world: World) -> None:
+    client = token_client("curator")
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    body = schema["paths"]["/api/upload-batches/{id}/csv/"]["post"]["requestBody"]
+    assert body["required"] and list(body["content"]) == ["multipart/form-data"]
+    request = schema["components"]["schemas"]["BatchCsvRequest"]
+    assert request["required"] == ["csv_file"] and request["properties"]["csv_file"]["format"] == "binary"
+    batch = client.post("/api/upload-batches/", {"project": world.project.pk}, format="json").json()
+    missing = client.post(f"/api/upload-batches/{batch['id']}/csv/", {}, format="multipart")
+    assert missing.status_code == 400 and list(missing.json()) == ["csv_file"]
+    csv_file = io.BytesIO(b"file,time\na.jpg,2026-03-01T06:00:00Z\n")
+    csv_file.name = "meta.csv"
+    sent = client.post(f"/api/upload-batches/{batch['id']}/csv/", {"csv_file": csv_file}, format="multipart")
+    assert sent.status_code == 200, sent.content

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.test import Client
 from rest_framework.test import APIClient
 
+from catalog.models import Individual
 from identification.matching import calibration, pipeline, spaces
-from identification.models import MatchJob, SpeciesCalibration
+from identification.models import EmbeddingSpace, JobState, MatchCandidate, MatchJob, SpeciesCalibration
 from ml_service import fusion
 from resight.models import Right, SharingAgreement
-from tests.conftest import Catalogue, add_photo
+from tests.conftest import Catalogue, World, add_photo
 
 
 def test_start_poll_and_read_a_job_over_rest(catalogue: Catalogue) -> None:
@@ -87,6 +88,40 @@ def test_match_against_only_partners_find_the_match_but_not_its_details(catalogu
     assert "CAT-" not in html and "an individual of Big Cats" in html
     # Another organisation's individual is never offered for confirmation (require_link would refuse it).
     assert 'value="confirm"' not in html and "another organisation" in html
+
+
+def test_a_closed_candidate_is_documented_with_the_nulls_it_is_answered_with(world: World) -> None:
+    """A candidate from a match-against-only agreement has no code nor annotation for the viewer: the schema
+    says they may be null (it said string and integer)."""
+    SharingAgreement.objects.create(
+        project=world.other_project, grantee=world.project.organization, rights=[Right.MATCH]
+    )
+    space = EmbeddingSpace.objects.create(
+        key="closed@4", model_name="closed", version="4", dim=4, is_active=True
+    )
+    job = MatchJob.objects.create(annotation=world.annotation, space=space, state=JobState.DONE)
+    closed = Individual.objects.create(project=world.other_project, species=world.leopard, code="X1")
+    MatchCandidate.objects.create(
+        job=job,
+        rank=1,
+        individual=closed,
+        annotation=world.annotation,
+        global_score=0.5,
+        probability=0.3,
+        band="uncertain",
+        model_key=space.key,
+    )
+    client = APIClient()
+    client.force_authenticate(world.users["curator"])
+    candidate = client.get(f"/api/match-jobs/{job.pk}/").json()["candidates"][0]
+    assert candidate["individual"] == closed.pk
+    assert candidate["individual_code"] is None and candidate["annotation"] is None
+    components = client.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]
+    fields = components["Candidate"]["properties"]
+    assert fields["individual_code"]["nullable"] and fields["annotation"]["nullable"]
+    # Logged decisions and identity changes outlive their user's account.
+    assert components["Decision"]["properties"]["decided_by"]["nullable"]
+    assert components["IdentityChange"]["properties"]["actor"]["nullable"]
 
 
 def test_the_job_page_polls_until_done(catalogue: Catalogue) -> None:

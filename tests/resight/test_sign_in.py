@@ -140,6 +140,19 @@ def test_wrong_passwords_on_the_login_page_and_the_token_endpoint_add_up(ranger)
     assert token_request(APIClient(), WRONG).status_code == 429
 
 
+def test_a_username_longer_than_axes_stores_is_counted_cut_short_on_every_sign_in_surface(ranger) -> None:
+    # axes records a failed sign-in's username in a 255-character column: a longer one was a 500 on the
+    # login page, the admin's and the token endpoint.
+    long_name = "r" * 300
+    assert token_request(APIClient(), WRONG, username=long_name).status_code == 400
+    assert page_login(Client(), WRONG, username=long_name).status_code == 200
+    admin = Client().post("/admin/login/", {"username": long_name, "password": WRONG})
+    assert admin.status_code == 200
+    attempt = AccessAttempt.objects.get()
+    assert attempt.username == long_name[:255] and attempt.failures_since_start == 3
+    assert token_request(APIClient(), PASSWORD, username="ranger").status_code == 200
+
+
 def test_a_token_issued_forgets_the_earlier_failures(ranger) -> None:
     client = APIClient()
     for _ in range(LIMIT - 1):
