@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resight.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resight.conf.settings")
 os.environ.setdefault("RESIGHT_DB_NAME", "resight_bench")
 # A broker folder of its own: tasks enqueued here must never reach the running platform's workers.
 os.environ.setdefault("RESIGHT_BROKER_DIR", tempfile.mkdtemp(prefix="resight-bench-broker-"))

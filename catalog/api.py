@@ -11,7 +11,6 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django_filters.fields import IsoDateTimeField
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import filters, serializers, viewsets
 from rest_framework.decorators import action
@@ -22,9 +21,10 @@ from rest_framework.response import Response
 from catalog import selectors, services
 from catalog.bulk import services as bulk
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species, UploadBatch
-from resight.api import PolicyViewSet
-from resight.params import IdFilter
-from resight.parsers import JSONParser
+from resight.http.filters import PolicyFilterBackend, PolicyFilterSet
+from resight.http.params import IdFilter
+from resight.http.parsers import JSONParser
+from resight.http.rest import PolicyViewSet
 from resight.permissions import Action, get_for, projects_for, scope
 
 
@@ -100,7 +100,7 @@ class IndividualSerializer(serializers.ModelSerializer[Individual]):
             _scope_related(self, project=projects_for(user, Action.VIEW))
 
 
-class IndividualFilter(django_filters.FilterSet):
+class IndividualFilter(PolicyFilterSet):
     class Meta:
         model = Individual
         fields = ["project", "species", "sex", "life_stage", "status"]
@@ -183,7 +183,7 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
-class SightingFilter(django_filters.FilterSet):
+class SightingFilter(PolicyFilterSet):
     observed_after = UtcIsoDateTimeFilter(field_name="observed_at", lookup_expr="gte")
     observed_before = UtcIsoDateTimeFilter(field_name="observed_at", lookup_expr="lte")
     individual = IdFilter(field_name="annotations__individual", distinct=True)
@@ -208,7 +208,7 @@ class SightingSearchFilter(filters.SearchFilter):
 class SightingViewSet(PolicyViewSet):
     serializer_class = SightingSerializer
     filterset_class = SightingFilter
-    filter_backends = [DjangoFilterBackend, filters.OrderingFilter, SightingSearchFilter]
+    filter_backends = [PolicyFilterBackend, filters.OrderingFilter, SightingSearchFilter]
     search_fields = ["location_name", "observer", "notes"]  # for the schema; SightingSearchFilter searches
     ordering_fields = ["observed_at", "created_at"]
 

@@ -11,8 +11,8 @@ from typing import Any
 from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch, Q, QuerySet
 
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species
+from resight.http.params import parse_id
 from resight.models import Project
-from resight.params import parse_id
 from resight.permissions import Action, AnyUser, scope
 
 # 0.1 degree is about 11 km of latitude: enough to hide a den or a nest, still useful for regional maps.

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from catalog.bulk import check, importing, receive
 from catalog.models import BatchState, UploadBatch
-from resight.celery import serves
+from resight.conf.celery import serves
 
 logger = logging.getLogger(__name__)
 

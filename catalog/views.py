@@ -30,8 +30,8 @@ from catalog import plots, selectors, services
 from catalog import population as population_maths
 from catalog.forms import AnnotationForm, PopulationForm, SightingForm
 from catalog.models import Individual, IndividualStatus, Sex, Sighting, Species
+from resight.http.params import parse_id
 from resight.models import Project
-from resight.params import parse_id
 from resight.permissions import Action, AnyUser, get_for, granted, projects_for, scope
 
 MEDIA_VARIANTS = {"original", "preview", "thumbnail"}

@@ -25,7 +25,7 @@ from identification.models import (
     MatchCandidate,
     MatchJob,
 )
-from resight.api import PolicyViewSet
+from resight.http.rest import PolicyViewSet
 from resight.permissions import Action, get_for, scope
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from celery import current_app as celery_app
 from django.conf import settings
 from django.db import transaction
 
@@ -17,7 +18,6 @@ from catalog import signals
 from catalog.models import Annotation, MediaAsset, Species, UploadBatch
 from identification.matching import store
 from identification.matching.services import match_job_start
-from resight.celery import app as celery_app
 from resight.permissions import AnyUser
 
 

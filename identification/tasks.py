@@ -14,7 +14,7 @@ from catalog.models import Annotation, MediaAsset
 from identification.matching import calibration, crops, jobs, loaded, pipeline, spaces, store
 from identification.models import RUN_WORKING_STATES, TrainingRun
 from identification.registry import retraining
-from resight.celery import serves
+from resight.conf.celery import serves
 
 logger = logging.getLogger(__name__)
 

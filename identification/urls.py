@@ -6,7 +6,7 @@ from identification.registry import views as registry
 
 urlpatterns = [
     path("annotations/<int:pk>/match/", matching.match_start, name="match-start"),
-    path("match-jobs/<int:pk>/", matching.match_job, name="match-job"),
+    path("match-jobs/<int:pk>/", curation.match_job, name="match-job"),
     path("match-jobs/<int:pk>/decide/", curation.match_decide, name="match-decide"),
     path("review/", curation.review_next, name="review-next"),
     path("models/", registry.model_registry, name="model-registry"),

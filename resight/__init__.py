@@ -1,6 +1,6 @@
 """Resight project package: settings, urls, and the platform layer (organisations, projects, sharing,
 permissions, audit)."""
 
-from resight.celery import app as celery_app
+from resight.conf.celery import app as celery_app
 
 __all__ = ["celery_app"]

@@ -37,7 +37,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from resight.schema import DETAIL, FIELD_ERRORS
+from resight.http.schema import DETAIL, FIELD_ERRORS
 
 AXES_USERNAME_LENGTH: int = AccessAttempt._meta.get_field("username").max_length
 

@@ -9,8 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from resight import notifications
+from resight.http.params import parse_id
 from resight.models import Notification
-from resight.params import parse_id
 
 
 def _user(request: HttpRequest) -> User:

@@ -9,7 +9,7 @@ Structure:
 - The schema is the one the platform serves (GET /api/schema/), fetched once through the WSGI application.
 - Inside the test, every operation of the schema gets its own Hypothesis run of MAX_EXAMPLES cases
   (`operation.as_strategy()`, positive and negative data; derandomized, no example database, no shrinking),
-  each sent to resight.wsgi.application in process by schemathesis' WSGI transport, on the test's
+  each sent to resight.conf.wsgi.application in process by schemathesis' WSGI transport, on the test's
   database connection. A Hypothesis run per operation, not one over the whole schema, so that every
   operation gets its share of examples. In half of the positive cases, ids in the path, the query and the
   body are swapped for ids of the world's real objects (and files for a real photo or CSV, a few fields for
@@ -64,8 +64,8 @@ from catalog.bulk import services as bulk
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species, UploadBatch
 from identification.curation import identities
 from identification.models import EmbeddingSpace, IdentityChange, JobState, MatchCandidate, MatchJob
+from resight.conf.wsgi import application
 from resight.models import Organization, Project, Right, SharingAgreement
-from resight.wsgi import application
 from tests.conftest import PASSWORD, World, photo_bytes
 
 USERS = ["anonymous", "viewer", "contributor", "curator", "share_view", "share_curate_leopard", "outsider"]

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from resight.celery import worker_command
+from resight.conf.celery import worker_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ class Worker:
 
     def start(self) -> None:
         env = os.environ | {
-            "DJANGO_SETTINGS_MODULE": "resight.settings_test",
+            "DJANGO_SETTINGS_MODULE": "resight.conf.settings_test",
             "RESIGHT_DB_NAME": connection.settings_dict["NAME"],  # the test database
             "RESIGHT_MEDIA_ROOT": str(self.media_root),
             "RESIGHT_BROKER_DIR": str(settings.BROKER_DIR),

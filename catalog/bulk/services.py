@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import IO
 
+from celery import current_app as celery_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,7 +18,6 @@ from catalog.bulk import check, importing
 from catalog.bulk.receive import OPEN_STATES, receive_file
 from catalog.models import BatchState, ItemState, Species, UploadBatch, UploadItem, Viewpoint
 from resight import audit
-from resight.celery import app as celery_app
 from resight.models import Project
 from resight.permissions import Action, AnyUser, granted, require, require_project
 

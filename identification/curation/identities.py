@@ -6,6 +6,7 @@ individual being merged away. Both ends of a merge must be curated by the actor,
 
 from __future__ import annotations
 
+from celery import current_app as celery_app
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -15,7 +16,6 @@ from catalog.models import Annotation, Individual, IndividualStatus
 from identification.curation import selectors
 from identification.models import IdentityChange, IdentityChangeKind
 from resight import audit
-from resight.celery import app as celery_app
 from resight.permissions import Action, AnyUser, End, require, require_link, user_or_none
 
 

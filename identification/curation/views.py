@@ -1,5 +1,6 @@
-"""Pages of curation: decide on a match job's candidates (buttons and keys), work through the review
-queue, merge and split individuals (a preview first, undo afterwards)."""
+"""Pages of curation: a match job's page (its candidates, the side-by-side comparison, htmx polling until
+it is done) and the decisions on it (buttons and keys), the review queue, merging and splitting
+individuals (a preview first, undo afterwards)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,64 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import selectors as catalog_selectors
-from catalog.models import Individual, IndividualStatus
+from catalog.models import Annotation, Individual, IndividualStatus
 from identification.curation import decisions, identities, review, selectors
 from identification.matching import selectors as matching_selectors
-from identification.models import IdentityChange
-from resight.params import parse_id
+from identification.models import IdentityChange, MatchJob
+from resight.http.params import parse_id
 from resight.permissions import Action, AnyUser, can, get_for
+
+
+@login_required
+@require_GET
+def match_job(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_for(request.user, matching_selectors.jobs_for(request.user), pk=pk)
+    rows = matching_selectors.candidates_of(request.user, job) if job.is_final else []
+    can_curate = can(request.user, job.annotation, Action.CURATE)
+    context = {
+        "job": job,
+        "rows": rows,
+        "compare": _compare_data(job, rows, full_resolution=can_curate),
+        "can_curate": can_curate,
+        "decisions": selectors.decisions_on(job.annotation)[:10],
+        "queue": request.GET.get("queue", ""),
+    }
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "identification/_job.html", context)
+    return render(request, "identification/job.html", context)
+
+
+def _photo(annotation: Annotation, full_resolution: bool) -> dict[str, object]:
+    asset = annotation.media_asset
+    # Originals can carry precise EXIF positions: curators get them, others the (stripped) display rendition.
+    variant = "original" if full_resolution else "preview"
+    return {
+        "src": reverse("media-file", args=[asset.pk, variant]),
+        "width": asset.width,
+        "height": asset.height,
+        "box": list(annotation.box),
+    }
+
+
+def _compare_data(
+    job: MatchJob, rows: list[matching_selectors.CandidateRow], full_resolution: bool
+) -> dict[str, object]:
+    """What the side-by-side comparison draws: the query, and each candidate the user may see with the
+    verified keypoint matches between them (photo pixels)."""
+    return {
+        "query": _photo(job.annotation, full_resolution),
+        "candidates": [
+            _photo(row.candidate.annotation, full_resolution)
+            | {
+                "rank": row.candidate.rank,
+                "code": row.candidate.individual.code,
+                "pairs": row.candidate.keypoint_pairs,
+                "gallery": reverse("individual-gallery", args=[row.candidate.individual_id]),
+            }
+            for row in rows
+            if row.viewable
+        ],
+    }
 
 
 @login_required

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import current_app as celery_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -12,7 +13,6 @@ from django.db import transaction
 from catalog.models import Annotation, IdentificationMethod
 from identification.matching import spaces
 from identification.models import MatchJob
-from resight.celery import app as celery_app
 from resight.permissions import Action, AnyUser, projects_matched_from, require, user_or_none
 
 # Match filters: a window of days around the sighting, a radius around its place (the earth's half

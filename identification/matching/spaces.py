@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from celery import current_app as celery_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -17,7 +18,6 @@ from identification.matching import loaded, search, store
 from identification.models import EmbeddingSpace
 from ml_service import embedding
 from resight import audit
-from resight.celery import app as celery_app
 from resight.permissions import AnyUser, require_operator
 
 _space_lock = threading.Lock()

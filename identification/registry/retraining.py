@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from celery import current_app as celery_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -35,7 +36,6 @@ from identification.models import RUN_WORKING_STATES, RunState, TrainingRun
 from ml_service import embedding, evaluation, splits, training
 from ml_service.imaging import masked_pixels
 from resight import audit
-from resight.celery import app as celery_app
 from resight.permissions import AnyUser, require_operator, user_or_none
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from catalog.models import Annotation, Species
 from identification.matching import spaces
 from identification.models import EmbeddingSpace, TrainingRun
 from identification.registry import plots, retraining, selectors
-from resight.params import parse_id
+from resight.http.params import parse_id
 from resight.permissions import Action, is_operator, require_operator, scope
 
 

@@ -1,6 +1,6 @@
 """URLs the API schema documents answer their errors in JSON, like the API's own views, also where no view
-runs: a path no route matches (resight.errors) and the request guards (resight.middleware). Pages keep their
-HTML error pages."""
+runs: a path no route matches (resight.http.errors) and the request guards (resight.http.middleware). Pages
+keep their HTML error pages."""
 
 from __future__ import annotations
 

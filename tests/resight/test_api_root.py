@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.test import Client
 from django.urls import reverse
 
-from resight.api import router
+from resight.conf.urls import router
 from tests.conftest import World
 
 

@@ -1,5 +1,6 @@
-"""The OpenAPI schema documents what the API answers besides success: its error responses (resight.schema),
-once for every operation, and empty query values as allowed (no filter, the first page)."""
+"""The OpenAPI schema documents what the API answers besides success: its error responses
+(resight.http.schema), once for every operation, and empty query values as allowed (no filter, the first
+page)."""
 
 from __future__ import annotations
 

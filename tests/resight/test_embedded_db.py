@@ -17,7 +17,7 @@ import pytest
 HOLD = """
 import os, sys, psycopg
 from pathlib import Path
-from resight import embedded_db
+from resight.conf.embedded_db import server as embedded_db
 server = embedded_db.ensure_running(Path(sys.argv[1]))
 with psycopg.connect(host=str(server.socket_dir), port=server.port, user=server.user, dbname="postgres") as c:
     assert c.execute("select 1").fetchone() == (1,)

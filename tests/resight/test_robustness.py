@@ -190,3 +190,27 @@ def test_grants_of_a_match_only_partner_do_not_open_the_registry_map(world: Worl
         "/models/map.svg", {"space": space.pk, "species": world.leopard.pk}
     )
     assert svg.status_code == 200 and "(0 photos)" in svg.content.decode()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/sightings/?project={id}",
+        "/api/individuals/?project={id}",
+        "/api/media-assets/?project={id}",
+        "/api/annotations/?individual={id}",
+        "/api/upload-batches/?project={id}",
+        "/api/projects/?organization={id}",
+        "/api/identity-changes/?individual={id}",
+    ],
+)
+def test_a_filter_on_an_id_tells_a_hidden_object_from_no_object_in_no_way(world: World, url: str) -> None:
+    """The outsider filters by an id of another organisation's object and by an id nothing has: both
+    answer an empty list (a choice filter answered 400 for the one and 200 for the other)."""
+    hidden = {"project": world.project.pk, "individual": world.leopard_individual.pk}
+    hidden_id = hidden.get(url.split("?")[1].split("=")[0], world.project.organization_id)
+    client = api(world, "outsider")
+    for ident in (hidden_id, 987_654_321):
+        response = client.get(url.format(id=ident))
+        assert response.status_code == 200, response.content
+        assert response.json()["results"] == []

@@ -14,7 +14,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 
-from resight.settings import _tile_origin
+from resight.conf.settings import _tile_origin
 from tests.conftest import PASSWORD, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +82,7 @@ def test_tile_server_origin_is_allowed_for_images() -> None:
 
 
 def settings_under(env: dict[str, str]) -> dict[str, object]:
-    """Some settings as resight.settings reads them from this environment (a fresh interpreter)."""
+    """Some settings as resight.conf.settings reads them from this environment (a fresh interpreter)."""
     names = [
         "SESSION_COOKIE_SECURE",
         "CSRF_COOKIE_SECURE",
@@ -98,7 +98,7 @@ def settings_under(env: dict[str, str]) -> dict[str, object]:
         "CONTENT_SECURITY_POLICY",
     ]
     code = (
-        "import json, resight.settings as s; "
+        "import json, resight.conf.settings as s; "
         f"print(json.dumps({{n: getattr(s, n, None) for n in {names!r}}}))"
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("RESIGHT_HTTPS", "RESIGHT_HSTS"))}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from resight.celery import serves
+from resight.conf.celery import serves
 
 
 def worker(*queues: str) -> object:

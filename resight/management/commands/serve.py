@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from resight.celery import worker_command
+from resight.conf.celery import worker_command
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -46,7 +46,7 @@ class Command(BaseCommand):
         from waitress import serve
 
         from catalog import demo
-        from resight.wsgi import application
+        from resight.conf.wsgi import application
 
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         call_command("migrate", interactive=False, verbosity=0)
@@ -76,7 +76,7 @@ def server_options(threads: int) -> dict[str, Any]:
     connections closed after a minute, poll() instead of select() (no 1,024 descriptor ceiling), and behind
     a proxy (RESIGHT_BEHIND_PROXY) the client address taken from the proxy's X-Forwarded-For only when the
     request comes from RESIGHT_TRUSTED_PROXY, so sign-in lockouts count per client and nobody else can
-    forge the header. Database waits are bounded per request (resight.middleware.DatabaseLimits), so a
+    forge the header. Database waits are bounded per request (resight.http.middleware.DatabaseLimits), so a
     lock never holds every thread."""
     options: dict[str, Any] = {
         "threads": threads,

@@ -11,7 +11,7 @@ them (an operation's own `@extend_schema(responses=...)` for a code wins):
 - 403: the user sees the object but may not do this with it.
 - 404: what the user may not see, an unknown id, a page beyond the last.
 - 415: a request body in a Content-Type the operation does not read (or one its parser cannot read).
-- 409 / 503: another request holds the row too long / the statement ran too long (resight.middleware
+- 409 / 503: another request holds the row too long / the statement ran too long (resight.http.middleware
   .DatabaseLimits), with Retry-After.
 """
 

@@ -9,7 +9,7 @@ import sys
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resight.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resight.conf.settings")
 
 app = Celery("resight")
 app.config_from_object("django.conf:settings", namespace="CELERY")

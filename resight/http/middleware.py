@@ -11,7 +11,7 @@ from django.db import OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 
-from resight.errors import is_api_path
+from resight.http.errors import is_api_path
 
 
 def _busy(request: HttpRequest, status: int, message: str) -> HttpResponse:

@@ -9,7 +9,7 @@ from django.views import defaults
 
 # The URLs the API schema documents: the API itself, photo bytes and annotation crops. Their errors are JSON
 # like DRF's, also where no view runs: a path that matches no route (an id such as `1.5`, `-3` or `a/b` that
-# the route's pattern refuses) and the request guards of resight.middleware.
+# the route's pattern refuses) and the request guards of resight.http.middleware.
 API_PATH = re.compile(r"/(api|media)/|/annotations/.+/crop/\Z", re.DOTALL)  # an id may hold a newline
 
 

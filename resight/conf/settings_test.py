@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 os.environ.setdefault(
-    "RESIGHT_BROKER_DIR", str(Path(__file__).resolve().parent.parent / ".state" / "test-broker")
+    "RESIGHT_BROKER_DIR", str(Path(__file__).resolve().parents[2] / ".state" / "test-broker")
 )
 
-from resight.settings import *  # noqa: F403
+from resight.conf.settings import *  # noqa: F403
 
 # Test databases are flushed between tests with TRUNCATE, which the append-only logs otherwise refuse
 # (resight migration 0006).

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from django.db.backends.postgresql import base as postgresql
 
-from resight import embedded_db
+from resight.conf.embedded_db import server as embedded_db
 
 
 class DatabaseWrapper(postgresql.DatabaseWrapper):

@@ -12,7 +12,7 @@ import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("RESIGHT_STATE_DIR", BASE_DIR / ".state")).resolve()
 
 
@@ -71,14 +71,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "resight.middleware.QueryStringGuard",
-    "resight.middleware.DatabaseLimits",
+    "resight.http.middleware.QueryStringGuard",
+    "resight.http.middleware.DatabaseLimits",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page (AXES_LOCKOUT_TEMPLATE).
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "resight.urls"
-WSGI_APPLICATION = "resight.wsgi.application"
+ROOT_URLCONF = "resight.conf.urls"
+WSGI_APPLICATION = "resight.conf.wsgi.application"
 
 TEMPLATES = [
     {
@@ -103,14 +103,15 @@ if os.environ.get("DATABASE_URL"):
 else:
     DATABASES = {
         "default": {  # type: ignore[typeddict-unknown-key]  # PGDATA is read by our backend
-            "ENGINE": "resight.db_embedded",
+            "ENGINE": "resight.conf.embedded_db",
             "NAME": os.environ.get("RESIGHT_DB_NAME", "resight"),
             "PGDATA": str(STATE_DIR / "pgdata"),
             "CONN_MAX_AGE": 60,
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# What one web request may wait for a row lock and run as one statement (resight.middleware.DatabaseLimits);
+# What one web request may wait for a row lock and run as one statement
+# (resight.http.middleware.DatabaseLimits);
 # workers are not limited.
 RESIGHT_DB_LOCK_TIMEOUT_MS = int(os.environ.get("RESIGHT_DB_LOCK_TIMEOUT_MS", 3000))
 RESIGHT_DB_STATEMENT_TIMEOUT_MS = int(os.environ.get("RESIGHT_DB_STATEMENT_TIMEOUT_MS", 30000))
@@ -187,19 +188,19 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
-        "resight.parsers.JSONParser",
+        "resight.http.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "resight.http.filters.PolicyFilterBackend",
         "rest_framework.filters.OrderingFilter",
         "rest_framework.filters.SearchFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "resight.schema.AutoSchema",  # with the API's error responses
-    "EXCEPTION_HANDLER": "resight.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "resight.http.schema.AutoSchema",  # with the API's error responses
+    "EXCEPTION_HANDLER": "resight.http.rest.exception_handler",
     # Only the views that name a scope are throttled: POST /api/auth/token/ per client address, on top of
     # django-axes' per-username lockout (which an attacker trying many usernames never reaches). Counted in
     # Django's cache: the default local-memory cache counts per server process.

@@ -2,9 +2,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.routers import DefaultRouter
 
+from catalog import api as catalog_api
+from identification import api as identification_api
+from resight import api as resight_api
 from resight import sign_in, views
-from resight.api import router
+
+router = DefaultRouter()
+for prefix, viewset, basename in [*resight_api.ROUTES, *catalog_api.ROUTES, *identification_api.ROUTES]:
+    router.register(prefix, viewset, basename=basename)
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -33,5 +40,5 @@ urlpatterns = [
     path("", include("catalog.urls")),
 ]
 
-# Unmatched API URLs answer JSON like the API's own 404s (resight.errors); pages keep the HTML page.
-handler404 = "resight.errors.page_not_found"
+# Unmatched API URLs answer JSON like the API's own 404s (resight.http.errors); pages keep the HTML page.
+handler404 = "resight.http.errors.page_not_found"

@@ -1,1 +1,0 @@
-"""Django database backend: PostgreSQL, started on first connection from the embedded server."""
