@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,15 @@ def media_root(settings, tmp_path: Path) -> Path:
 def photo_bytes(seed: int = 1, pattern_seed: int = 1, size: tuple[int, int] = (320, 240), **exif) -> bytes:
     shot = synthetic.render(synthetic.make_pattern(pattern_seed), seed=seed, size=size)
     return synthetic.with_exif(shot.jpeg, **exif) if exif else shot.jpeg
+
+
+def make_zip(files: dict[str, bytes]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    buffer.seek(0)
+    return buffer
 
 
 def upload(name: str, data: bytes) -> services.PhotoUpload:

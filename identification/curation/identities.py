@@ -51,22 +51,26 @@ def _move(annotation_ids: list[int], *, source: Individual, target: Individual) 
         )
 
 
-def _identities_changed(actor: AnyUser, change: IdentityChange, species_id: int) -> None:
+def _logged(
+    actor: AnyUser, kind: str, individual: Individual, other: Individual, ids: list[int], **extra: object
+) -> IdentityChange:
+    """Append the change to the identity log and the audit log; the species' fusion calibration is refitted
+    afterwards (curated pairs changed)."""
+    change = IdentityChange.objects.create(
+        kind=kind, individual=individual, other=other, annotation_ids=ids, actor=user_or_none(actor), **extra
+    )
     audit.record(
         actor=actor,
         action=f"individual.{change.kind}",
-        obj=change.individual,
-        project_id=change.individual.project_id,
-        changes={
-            "other": change.other_id,
-            "annotations": change.annotation_ids,
-            "undoes": change.undoes_id,
-        },
+        obj=individual,
+        project_id=individual.project_id,
+        changes={"other": other.pk, "annotations": ids, "undoes": change.undoes_id},
     )
-    # Curated pairs changed: the species' fusion calibration may need refitting.
+    species_id = individual.species_id
     transaction.on_commit(
         lambda: celery_app.send_task("identification.tasks.refit_calibration", args=[species_id])
     )
+    return change
 
 
 def _retire(individual: Individual, *, into: Individual) -> None:
@@ -97,16 +101,15 @@ def individual_merge(*, actor: AnyUser, source: Individual, target: Individual) 
         _move(ids, source=source, target=target)
         previous_status = source.status
         _retire(source, into=target)
-        change = IdentityChange.objects.create(
-            kind=IdentityChangeKind.MERGE,
-            individual=source,
-            other=target,
-            annotation_ids=ids,
+        change = _logged(
+            actor,
+            IdentityChangeKind.MERGE,
+            source,
+            target,
+            ids,
             previous_status=previous_status,
             preview=preview.as_json(),
-            actor=user_or_none(actor),
         )
-        _identities_changed(actor, change, source.species_id)
     return change
 
 
@@ -129,15 +132,7 @@ def individual_split(
             notes=f"Split from {individual.code}.",
         )
         _move(ids, source=individual, target=new)
-        change = IdentityChange.objects.create(
-            kind=IdentityChangeKind.SPLIT,
-            individual=individual,
-            other=new,
-            annotation_ids=ids,
-            preview=preview.as_json(),
-            actor=user_or_none(actor),
-        )
-        _identities_changed(actor, change, individual.species_id)
+        change = _logged(actor, IdentityChangeKind.SPLIT, individual, new, ids, preview=preview.as_json())
     return change
 
 
@@ -171,13 +166,5 @@ def identity_change_undo(*, actor: AnyUser, change: IdentityChange) -> IdentityC
                 )
             _move(ids, source=other, target=original)
             _retire(other, into=original)
-        undo = IdentityChange.objects.create(
-            kind=IdentityChangeKind.UNDO,
-            individual=original,
-            other=other,
-            annotation_ids=ids,
-            undoes=change,
-            actor=user_or_none(actor),
-        )
-        _identities_changed(actor, undo, original.species_id)
+        undo = _logged(actor, IdentityChangeKind.UNDO, original, other, ids, undoes=change)
     return undo

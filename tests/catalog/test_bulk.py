@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from catalog.bulk import services as bulk
 from catalog.models import Annotation, BatchState, Individual, ItemState, MediaAsset, Sighting, UploadBatch
 from identification.models import MatchJob
 from resight.models import AuditEvent
-from tests.conftest import World, photo_bytes, upload
+from tests.conftest import World, make_zip, photo_bytes, upload
 
 GOOD_CSV = """file,time,latitude,longitude,location_name,species,individual,viewpoint,body_part,sighting
 images/a.jpg,2026-05-01 06:10,-1.30,35.10,Rhino Ridge,Panthera pardus,L1,left,flank,s1
@@ -31,15 +30,6 @@ BAD_CSV = (
     .replace("left,flank,s1", "up,flank,s1")
     .replace("2026-05-02T18:00:00+03:00", "2026-13-45 99:00")
 )
-
-
-def make_zip(files: dict[str, bytes]) -> io.BytesIO:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    buffer.seek(0)
-    return buffer
 
 
 def photos() -> dict[str, bytes]:

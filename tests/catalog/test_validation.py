@@ -24,7 +24,7 @@ from catalog import images, services, validators
 from catalog.bulk import check
 from catalog.bulk import services as bulk
 from catalog.models import BatchState, Sighting
-from tests.conftest import World, photo_bytes, upload
+from tests.conftest import World, make_zip, photo_bytes, upload
 
 PAGES = ["/", "/individuals/", "/api/sightings/", "/api/media-assets/"]
 DB_SETTINGS = settings(
@@ -113,7 +113,7 @@ def test_a_bulk_csv_row_far_out_of_range_fails_the_dry_run(world: World) -> None
         actor=world.users["curator"],
         project=world.project,
         csv_file=io.BytesIO(csv.encode()),
-        zip_file=_zip(files),
+        zip_file=make_zip(files),
     )
     check.run(batch.pk)
     batch.refresh_from_db()
@@ -121,17 +121,6 @@ def test_a_bulk_csv_row_far_out_of_range_fails_the_dry_run(world: World) -> None
     by_file = {p["file"]: p["message"] for p in batch.problems}
     assert "is not plausible" in by_file["images/a.jpg"]
     assert "Unknown time zone" in by_file["images/b.jpg"]
-
-
-def _zip(files: dict[str, bytes]) -> io.BytesIO:
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    buffer.seek(0)
-    return buffer
 
 
 @pytest.mark.parametrize("zone", ["/etc/passwd", "../../x", "zone.tab", "Mars/Olympus", "utc\x00"])
