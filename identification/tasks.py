@@ -10,6 +10,7 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
+from catalog import services as catalog_services
 from catalog.models import Annotation, MediaAsset
 from identification.matching import calibration, crops, jobs, loaded, pipeline, spaces, store
 from identification.models import RUN_WORKING_STATES, TrainingRun
@@ -59,7 +60,7 @@ def propose_boxes(media_asset_id: int) -> None:
         return
     (found,) = model.detect([image], min_confidence=settings.RESIGHT_DETECTOR_MIN_CONFIDENCE)
     proposals = [{"box": list(d.box), "label": d.label, "confidence": round(d.confidence, 3)} for d in found]
-    MediaAsset.objects.filter(pk=asset.pk).update(proposals=proposals, proposals_by=model.key)
+    catalog_services.media_asset_set_proposals(asset=asset, proposals=proposals, source=model.key)
 
 
 @shared_task(acks_late=True)

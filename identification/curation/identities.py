@@ -9,10 +9,9 @@ from __future__ import annotations
 from celery import current_app as celery_app
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from catalog import services as catalog_services
-from catalog.models import Annotation, Individual, IndividualStatus
+from catalog.models import Annotation, Individual
 from identification.curation import selectors
 from identification.models import IdentityChange, IdentityChangeKind
 from resight import audit
@@ -34,21 +33,6 @@ def lock_individuals(*individuals: Individual) -> list[Individual]:
 def _lock_annotations(ids: list[int]) -> None:
     # order_by: the default ordering joins nullable relations, which FOR UPDATE refuses.
     list(Annotation.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
-
-
-def _move(annotation_ids: list[int], *, source: Individual, target: Individual) -> None:
-    moved = Annotation.objects.filter(pk__in=annotation_ids, individual=source).update(
-        individual=target, updated_at=timezone.now()
-    )
-    if moved != len(annotation_ids):
-        raise ValidationError(
-            {
-                "annotations": [
-                    f"Some of these photos are no longer {source.code}'s (a later change moved them: "
-                    "undo that first, or reload)."
-                ]
-            }
-        )
 
 
 def _logged(
@@ -73,12 +57,6 @@ def _logged(
     return change
 
 
-def _retire(individual: Individual, *, into: Individual) -> None:
-    Individual.objects.filter(pk=individual.pk).update(
-        status=IndividualStatus.MERGED, merged_into=into, updated_at=timezone.now()
-    )
-
-
 def individual_merge(*, actor: AnyUser, source: Individual, target: Individual) -> IdentityChange:
     """Move every annotation of `source` to `target` and mark `source` merged into it."""
     require(actor, source, Action.CURATE)
@@ -98,9 +76,9 @@ def individual_merge(*, actor: AnyUser, source: Individual, target: Individual) 
             .order_by("pk")
             .values_list("pk", flat=True)
         )
-        _move(ids, source=source, target=target)
+        catalog_services.move_annotations(ids, source=source, target=target)
         previous_status = source.status
-        _retire(source, into=target)
+        catalog_services.individual_set_merged(source, into=target)
         change = _logged(
             actor,
             IdentityChangeKind.MERGE,
@@ -131,7 +109,7 @@ def individual_split(
             or catalog_services.next_individual_code(individual.project, individual.species),
             notes=f"Split from {individual.code}.",
         )
-        _move(ids, source=individual, target=new)
+        catalog_services.move_annotations(ids, source=individual, target=new)
         change = _logged(actor, IdentityChangeKind.SPLIT, individual, new, ids, preview=preview.as_json())
     return change
 
@@ -153,18 +131,14 @@ def identity_change_undo(*, actor: AnyUser, change: IdentityChange) -> IdentityC
         if change.kind == IdentityChangeKind.MERGE:
             if original.merged_into_id != other.pk:
                 raise ValidationError({"change": [f"{original.code} is no longer merged into {other.code}."]})
-            _move(ids, source=other, target=original)
-            Individual.objects.filter(pk=original.pk).update(
-                status=change.previous_status or IndividualStatus.ACTIVE,
-                merged_into=None,
-                updated_at=timezone.now(),
-            )
+            catalog_services.move_annotations(ids, source=other, target=original)
+            catalog_services.individual_set_merged(original, into=None, status=change.previous_status)
         else:
             if Annotation.objects.filter(individual=other).exclude(pk__in=ids).exists():
                 raise ValidationError(
                     {"change": [f"{other.code} has photos added since the split: move them first."]}
                 )
-            _move(ids, source=other, target=original)
-            _retire(other, into=original)
+            catalog_services.move_annotations(ids, source=other, target=original)
+            catalog_services.individual_set_merged(other, into=original)
         undo = _logged(actor, IdentityChangeKind.UNDO, original, other, ids, undoes=change)
     return undo
