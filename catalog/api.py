@@ -321,6 +321,7 @@ class AnnotationSerializer(serializers.ModelSerializer[Annotation]):
             "body_part",
             "individual",
             "quality",
+            "cropped_photo",
             "created_at",
             "updated_at",
         ]
@@ -376,6 +377,7 @@ class UploadBatchSerializer(serializers.ModelSerializer[UploadBatch]):
             "default_time",
             "time_zone",
             "folders_name_individuals",
+            "photos_are_crops",
             "csv_file",
             "zip_file",
             "total",

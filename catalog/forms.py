@@ -47,7 +47,12 @@ class SightingForm(forms.ModelForm):
     species = forms.ModelChoiceField(
         Species.objects.all(),
         required=False,
-        help_text="If set, each photo gets a whole-frame annotation of this species.",
+        help_text="The animal's species: next, one drag on each photo marks the animal, and it is matched.",
+    )
+    photos_are_crops = forms.BooleanField(
+        required=False,
+        label="The photos are already cropped to the animal",
+        help_text="Then each whole photo is the animal's box and matching starts at once.",
     )
     viewpoint = forms.ChoiceField(choices=Viewpoint.choices, initial=Viewpoint.UNKNOWN, required=False)
     body_part = forms.CharField(required=False, max_length=60)
@@ -120,6 +125,7 @@ class UploadBatchForm(forms.ModelForm):
             "default_time",
             "time_zone",
             "folders_name_individuals",
+            "photos_are_crops",
         ]
 
     def __init__(self, *args: Any, user: AnyUser, **kwargs: Any) -> None:

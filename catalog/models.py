@@ -272,6 +272,11 @@ class Annotation(models.Model):
         Individual, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
     )
     quality = models.PositiveSmallIntegerField(choices=Quality.choices, null=True, blank=True)
+    cropped_photo = models.BooleanField(
+        default=False,
+        help_text="The photo is already cropped to the animal, so a box of the whole photo is tight (else a "
+        "whole-photo box is a loose one: the background is compared too)",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -293,6 +298,12 @@ class Annotation(models.Model):
     @property
     def box(self) -> tuple[int, int, int, int]:
         return (self.x, self.y, self.width, self.height)
+
+    @property
+    def loose_box(self) -> bool:
+        """A box of the whole photo of an uncropped photo: the verdict compares the background too."""
+        asset = self.media_asset
+        return not self.cropped_photo and self.box == (0, 0, asset.width, asset.height)
 
     def box_percent(self) -> dict[str, float]:
         """The box as percentages of the photo, for drawing over any rendition size."""
@@ -358,6 +369,11 @@ class UploadBatch(models.Model):
     folders_name_individuals = models.BooleanField(
         default=False,
         help_text="Photos in images/<individual>/… belong to that individual (catalogue import)",
+    )
+    photos_are_crops = models.BooleanField(
+        default=False,
+        help_text="The photos are already cropped to the animal (a catalogue of face or flank crops): rows "
+        "without a box take the whole photo as a tight box",
     )
     csv = models.FileField(upload_to=_batch_file_path, null=True, blank=True, max_length=300)
     source_zip = models.FileField(upload_to=_batch_file_path, null=True, blank=True, max_length=300)

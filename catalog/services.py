@@ -257,9 +257,11 @@ def sighting_create(
     species: Species | None = None,
     viewpoint: str = Viewpoint.UNKNOWN,
     body_part: str = "",
+    photos_are_crops: bool = False,
 ) -> Sighting:
-    """A sighting with its photos. With `species`, each photo gets one whole-frame annotation of it,
-    to be narrowed to the animal's box by a curator or a detector."""
+    """A sighting with its photos. With `species`, each photo gets one whole-frame annotation of it: a
+    tight one when `photos_are_crops`, else a loose one (its verdict says so) to be narrowed to the
+    animal's box by a curator or a detector. (The New sighting page asks for the box instead.)"""
     require_project(actor, project, Action.CONTRIBUTE, species.pk if species else None)
     inspected = inspect_photos(project=project, photos=photos) if photos else []
     sighting = validated_sighting(
@@ -297,6 +299,7 @@ def sighting_create(
                         height=asset.height,
                         viewpoint=viewpoint,
                         body_part=body_part,
+                        cropped_photo=photos_are_crops,
                     ),
                 )
     return sighting
@@ -375,7 +378,7 @@ def _annotation_save(actor: AnyUser, annotation: Annotation, *, match_now: bool 
     if creating:
         annotation.created_by = user_or_none(actor)
     annotation.save()
-    geometry = ("species", "x", "y", "width", "height", "viewpoint", "body_part", "mask")
+    geometry = ("species", "x", "y", "width", "height", "viewpoint", "body_part", "mask", "cropped_photo")
     after = model_to_dict(annotation)
     changed = creating or any(before.get(f) != after.get(f) for f in geometry)
     transaction.on_commit(
@@ -409,6 +412,7 @@ def annotation_create(
     quality: int | None = None,
     individual: Individual | None = None,
     match_now: bool = True,
+    cropped_photo: bool = False,
 ) -> Annotation:
     """One animal in a photo. A new unidentified annotation is matched at once unless `match_now` is False
     (bulk uploads match their whole batch when it is in)."""
@@ -428,6 +432,7 @@ def annotation_create(
         body_part=body_part,
         quality=quality,
         individual=individual,
+        cropped_photo=cropped_photo,
     )
     with transaction.atomic():
         return _annotation_save(actor, annotation, match_now=match_now)

@@ -35,6 +35,7 @@ def upload_list(request: HttpRequest) -> HttpResponse:
                 default_time=data["default_time"],
                 time_zone=data["time_zone"],
                 folders_name_individuals=data["folders_name_individuals"],
+                photos_are_crops=data["photos_are_crops"],
                 csv_file=data["csv_file"],
                 zip_file=data["zip_file"],
             )

@@ -16,7 +16,7 @@ from django.db.models import Count, Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -265,20 +265,31 @@ def sighting_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         photos = [services.PhotoUpload(f.name or "photo", f) for f in data["photos"]]
+        species, crops = data["species"], data["photos_are_crops"]
+        viewpoint = data["viewpoint"] or "unknown"
         try:
+            if species is not None:
+                services.check_annotation_vocabulary(species, viewpoint, data["body_part"])
             sighting = services.sighting_create(
                 actor=user,
                 project=data["project"],
                 data=services.SightingData.from_mapping(data),
                 photos=photos,
-                species=data["species"],
-                viewpoint=data["viewpoint"] or "unknown",
+                # Whole-photo boxes only for photos cropped to the animal: otherwise the background is
+                # matched too, so the next page asks for the animal's box (one drag) first.
+                species=species if crops else None,
+                viewpoint=viewpoint,
                 body_part=data["body_part"],
+                photos_are_crops=crops,
             )
         except ValidationError as exc:
             _attach_errors(form, exc)
         else:
-            return redirect("sighting-detail", pk=sighting.pk)
+            url = reverse("sighting-detail", args=[sighting.pk])
+            if species is not None and not crops:
+                marking = {"species": species.pk, "viewpoint": viewpoint, "body_part": data["body_part"]}
+                url += "?" + urlencode(marking) + "#annotate"
+            return redirect(url)
     status = 400 if form.errors else 200
     return render(request, "catalog/sighting_form.html", {"form": form}, status=status)
 
@@ -314,7 +325,11 @@ def annotation_create(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             _attach_errors(form, exc)
         else:
-            return redirect("sighting-detail", pk=sighting.pk)
+            url = reverse("sighting-detail", args=[sighting.pk])
+            if request.POST.get("marking"):  # more photos to mark with the same species: keep the mode
+                marking = {"species": data["species"].pk, "viewpoint": data["viewpoint"]}
+                url += "?" + urlencode({**marking, "body_part": data["body_part"]}) + "#annotate"
+            return redirect(url)
     return _render_sighting(request, pk, annotation_form=form, status=400)
 
 
@@ -326,6 +341,9 @@ def _render_sighting(
     assets = list(selectors.media_assets_for(user).filter(sighting=sighting))
     for asset in assets:
         asset.open_proposals = selectors.open_proposals(asset)  # type: ignore[attr-defined]
+    can_contribute = granted(user, sighting.project_id, Action.CONTRIBUTE)
+    # Coming from New sighting with a species: the form is ready, and one drag on a photo saves the box.
+    marking = {k: request.GET[k] for k in ("species", "viewpoint", "body_part") if request.GET.get(k)}
     return render(
         request,
         "catalog/sighting_detail.html",
@@ -333,8 +351,10 @@ def _render_sighting(
             "sighting": sighting,
             "location": selectors.sighting_location(user, sighting),
             "assets": assets,
-            "can_contribute": granted(user, sighting.project_id, Action.CONTRIBUTE),
-            "annotation_form": annotation_form or AnnotationForm(sighting=sighting),
+            "can_contribute": can_contribute,
+            "annotation_form": annotation_form or AnnotationForm(sighting=sighting, initial=marking),
+            "unmarked": can_contribute and any(not a.annotations.all() for a in assets),
+            "marking": bool(marking),
             # With a detector configured, photos whose boxes are still being proposed are polled for.
             "detecting": bool(settings.RESIGHT_DETECTOR) and any(not a.proposals_by for a in assets),
         },

@@ -112,6 +112,19 @@ class MatchJob(models.Model):
     project_ids = models.JSONField(default=list, help_text="Projects searched (the requester's match rights)")
     filters = models.JSONField(default=dict, blank=True)
     probably_new = models.BooleanField(null=True)
+    loose_box = models.BooleanField(
+        default=False, help_text="The query's box was the whole of an uncropped photo when it was ranked"
+    )
+    search_report = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What was searched: the catalogue in scope and how many photos each filter left out",
+    )
+    ranked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the candidates were last ranked (a job is re-ranked when the catalogue changes)",
+    )
     top_probability = models.FloatField(
         null=True, blank=True, help_text="Of the first candidate: orders the queue"
     )

@@ -91,6 +91,7 @@ def import_item(batch: UploadBatch, item_id: int) -> Annotation | None:
                 photo=services.PhotoUpload(posixpath.basename(item.name), f),
                 sighting=sighting,
             )
+        # Without a box the whole photo: tight for a catalogue of crops, a loose box otherwise.
         x, y, w, h = plan["box"] or (0, 0, asset.width, asset.height)
         annotation = services.annotation_create(
             actor=batch.actor,
@@ -101,6 +102,7 @@ def import_item(batch: UploadBatch, item_id: int) -> Annotation | None:
             body_part=plan["body_part"],
             individual=_individual(batch, species, plan["individual"]) if plan["individual"] else None,
             match_now=False,  # the whole batch is matched once it is in (run)
+            cropped_photo=batch.photos_are_crops and not plan["box"],
         )
         UploadItem.objects.filter(pk=item.pk).update(
             state=ItemState.IMPORTED, sighting=sighting, annotation=annotation

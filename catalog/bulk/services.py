@@ -34,6 +34,7 @@ def batch_create(
     default_time: dt.datetime | None = None,
     time_zone: str = "UTC",
     folders_name_individuals: bool = False,
+    photos_are_crops: bool = False,
     csv_file: IO[bytes] | None = None,
     zip_file: IO[bytes] | None = None,
 ) -> UploadBatch:
@@ -49,6 +50,7 @@ def batch_create(
         default_time=default_time,
         time_zone=time_zone,
         folders_name_individuals=folders_name_individuals,
+        photos_are_crops=photos_are_crops,
     )
     batch.full_clean(exclude=["project", "created_by", "species", "csv", "source_zip"])
     batch.save()

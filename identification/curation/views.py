@@ -34,6 +34,8 @@ def match_job(request: HttpRequest, pk: int) -> HttpResponse:
         "compare": _compare_data(job, rows, full_resolution=can_curate),
         "can_curate": can_curate,
         "decisions": selectors.decisions_on(job.annotation)[:10],
+        "searched": matching_selectors.searched(request.user, job),
+        "can_contribute": can(request.user, job.annotation, Action.CONTRIBUTE),
         "queue": request.GET.get("queue", ""),
     }
     if request.htmx:  # type: ignore[attr-defined]

@@ -96,7 +96,9 @@ def _compute(job: MatchJob) -> None:
     )
     store.embed(list(missing), job.space, skip_unreadable=True)
     jobs.advance(job.pk, JobState.SEARCHING)
-    neighbours = search.nearest(job.space, query_vector, _search_filter(job), k=job.shortlist_size)
+    flt = _search_filter(job)
+    neighbours = search.nearest(job.space, query_vector, flt, k=job.shortlist_size)
+    report = _report(job, flt)
     jobs.advance(job.pk, JobState.RERANKING)
     cosine = np.array([n.cosine for n in neighbours])
     scores: dict[str, np.ndarray] = {"cosine": cosine}
@@ -150,12 +152,16 @@ def _compute(job: MatchJob) -> None:
                 )
             )
         MatchCandidate.objects.bulk_create(rows)
+        now = timezone.now()
         jobs.advance(
             job.pk,
             JobState.DONE,
-            finished_at=timezone.now(),
+            finished_at=now,
+            ranked_at=now,
             probably_new=fusion.probably_new(ranked),
             top_probability=ranked[0].probability if ranked else None,
+            loose_box=query.loose_box,
+            search_report=report,
         )
 
 
@@ -176,6 +182,21 @@ def _photo_pairs(
     a = to_photo_pixels(query, pairs[:, :2], query_size)
     b = to_photo_pixels(other, pairs[:, 2:], other_size)
     return np.round(np.hstack([a, b]), 1).tolist()
+
+
+def _report(job: MatchJob, flt: search.SearchFilter) -> dict[str, object]:
+    """What the job searched, as its page explains it: the rules applied and how many catalogue photos
+    each left out (search.census)."""
+    rules: dict[str, object] = {}
+    if flt.viewpoint:
+        rules["viewpoint"] = flt.viewpoint
+    if flt.body_part:
+        rules["body_part"] = flt.body_part
+    if flt.near is not None:
+        rules["radius"] = flt.near[2]
+    if flt.observed_between is not None:
+        rules["days"] = (job.filters or {}).get("days")
+    return {**search.census(job.space, flt).as_json(), "rules": rules}
 
 
 def _search_filter(job: MatchJob) -> search.SearchFilter:
@@ -204,7 +225,7 @@ def _search_filter(job: MatchJob) -> search.SearchFilter:
             Annotation.objects.filter(sighting_id=query.sighting_id).values_list("pk", flat=True)
         ),  # the same encounter is no evidence of a re-sighting
         viewpoint=viewpoint if viewpoint != "unknown" and f.get("same_viewpoint", True) else None,
-        body_part=query.body_part or None,
+        body_part=(query.body_part or None) if f.get("same_body_part", True) else None,
         near=near,
         blurred_sightings=blurred,
         observed_between=between,

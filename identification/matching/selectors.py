@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 
 from catalog.models import Individual
 from identification.models import MatchCandidate, MatchJob
+from resight.models import Project
 from resight.permissions import Action, AnyUser, scope
 
 
@@ -46,3 +47,63 @@ def candidates_of(user: AnyUser, job: MatchJob) -> list[CandidateRow]:
         )
         for c in candidates
     ]
+
+
+RULE_LABELS = {
+    "viewpoint": "viewpoint {value} (or unknown)",
+    "body_part": "body part {value} (or unspecified)",
+    "radius": "within {value:g} km",
+    "days": "within {value:g} days",
+}
+
+
+@dataclass(frozen=True)
+class FilterRow:
+    name: str  # the search report's name, which match_job_widen takes
+    label: str
+    left_out: int
+
+
+@dataclass(frozen=True)
+class Searched:
+    """What a job compared with, for its page: the catalogue in scope, each filter with what it left out,
+    and what was searched in the end."""
+
+    photos: int
+    individuals: int
+    searched: int
+    searched_individuals: int
+    filters: list[FilterRow]
+    projects: list[str]
+    other_projects: int
+
+    @property
+    def filtered_out_everything(self) -> bool:
+        return self.photos > 0 and self.searched == 0
+
+
+def searched(user: AnyUser, job: MatchJob) -> Searched | None:
+    report = job.search_report or {}
+    if not report:
+        return None  # jobs ranked before searches were reported
+    rules = report.get("rules", {})
+    left_out = report.get("left_out", {})
+    filters = [
+        FilterRow(name, RULE_LABELS[name].format(value=rules[name]), int(left_out.get(name, 0)))
+        for name in RULE_LABELS
+        if name in rules
+    ]
+    visible = list(
+        scope(Project.objects.filter(pk__in=job.project_ids), user, Action.VIEW).values_list(
+            "name", flat=True
+        )
+    )
+    return Searched(
+        photos=int(report.get("photos", 0)),
+        individuals=int(report.get("individuals", 0)),
+        searched=int(report.get("searched", 0)),
+        searched_individuals=int(report.get("searched_individuals", 0)),
+        filters=filters,
+        projects=visible,
+        other_projects=len(job.project_ids) - len(visible),
+    )

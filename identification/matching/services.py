@@ -26,7 +26,7 @@ MAX_FILTER_RADIUS_KM = 20_038.0
 def validated_filters(filters: dict[str, Any]) -> dict[str, Any]:
     """The match filters as stored: known keys, finite numbers in range (a window of 1e308 days is no
     window: it overflows), a boolean for same_viewpoint."""
-    unknown = set(filters) - {"days", "radius_km", "same_viewpoint"}
+    unknown = set(filters) - {"days", "radius_km", "same_viewpoint", "same_body_part"}
     if unknown:
         raise ValidationError({"filters": [f"Unknown filters: {', '.join(sorted(unknown))}."]})
     limits = {"days": MAX_FILTER_DAYS, "radius_km": MAX_FILTER_RADIUS_KM}
@@ -36,8 +36,9 @@ def validated_filters(filters: dict[str, Any]) -> dict[str, Any]:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= limit:
             raise ValidationError({"filters": [f"{key} must be a number above 0 and at most {limit:g}."]})
-    if not isinstance(filters.get("same_viewpoint", True), bool):
-        raise ValidationError({"filters": ["same_viewpoint must be true or false."]})
+    for key in ("same_viewpoint", "same_body_part"):
+        if not isinstance(filters.get(key, True), bool):
+            raise ValidationError({"filters": [f"{key} must be true or false."]})
     return {k: v for k, v in filters.items() if v is not None}
 
 
@@ -66,3 +67,20 @@ def match_job_start(
 def _enqueue(job_id: int) -> None:
     # By name, through the routes (settings.CELERY_TASK_ROUTES): the tasks module imports this one.
     celery_app.send_task("identification.tasks.run_match_job", args=[job_id])
+
+
+# What "search without this filter" changes in a job's filters, by the name the search report uses.
+WIDEN: dict[str, dict[str, Any]] = {
+    "viewpoint": {"same_viewpoint": False},
+    "body_part": {"same_body_part": False},
+    "radius": {"radius_km": None},
+    "days": {"days": None},
+}
+
+
+def match_job_widen(*, actor: AnyUser, job: MatchJob, without: str) -> MatchJob:
+    """The same annotation searched again without one of the job's filters (named as in its report)."""
+    if without not in WIDEN:
+        raise ValidationError({"without": [f"One of: {', '.join(WIDEN)}."]})
+    filters = {**(job.filters or {}), **WIDEN[without]}
+    return match_job_start(actor=actor, annotation=job.annotation, filters=filters)

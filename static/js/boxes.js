@@ -68,6 +68,8 @@
       });
       form.classList.add("filled");
       var species = form.querySelector("[name=species]");
+      // Coming from New sighting with the species chosen: the drawn box is the last thing needed.
+      if (form.dataset.submitOnDraw === "1" && species && species.value) { form.requestSubmit(); return; }
       if (species) species.focus({ preventScroll: true });
     }
 
