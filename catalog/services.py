@@ -381,6 +381,9 @@ def _annotation_save(actor: AnyUser, annotation: Annotation, *, match_now: bool 
     geometry = ("species", "x", "y", "width", "height", "viewpoint", "body_part", "mask", "cropped_photo")
     after = model_to_dict(annotation)
     changed = creating or any(before.get(f) != after.get(f) for f in geometry)
+    identities = {before.get("individual"), after.get("individual")} - {
+        None
+    }  # the individuals it left/joined
     transaction.on_commit(
         lambda: signals.annotation_saved.send(
             sender=Annotation,
@@ -389,6 +392,9 @@ def _annotation_save(actor: AnyUser, annotation: Annotation, *, match_now: bool 
             actor=actor,
             geometry_changed=changed,
             match_now=match_now,
+            individuals_changed=sorted(identities)
+            if before.get("individual") != after.get("individual")
+            else [],
         )
     )
     audit.record(

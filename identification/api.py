@@ -25,6 +25,7 @@ from identification.models import (
     MatchCandidate,
     MatchJob,
 )
+from resight.http.params import MAX_ID
 from resight.http.rest import PolicyViewSet
 from resight.permissions import Action, get_for, scope
 
@@ -91,6 +92,25 @@ class DecisionSerializer(serializers.ModelSerializer[Decision]):
 class DecideSerializer(serializers.Serializer[Decision]):
     kind = serializers.ChoiceField(choices=[c for c in DecisionKind.choices if c[0] != DecisionKind.UNDO])
     candidate_rank = serializers.IntegerField(required=False, min_value=1, allow_null=True)
+    candidate_individual = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        allow_null=True,
+        help_text="The individual shown at candidate_rank: refused if the list was ranked again since",
+    )
+    same_as = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        allow_null=True,
+        help_text="Confirm as the individual of this other, identified annotation of the same sighting",
+    )
+    with_photos = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        required=False,
+        help_text="Unidentified annotations of the same sighting and species that get the same identity",
+    )
     new_code = serializers.CharField(required=False, allow_blank=True, max_length=60)
     note = serializers.CharField(required=False, allow_blank=True)
 

@@ -2,7 +2,8 @@
 (catalog.signals) are received. Catalog depends on nothing here; it only says what happened.
 
 - a new or redrawn unidentified annotation is matched; other changed geometry is embedded again, and its old
-  vectors are dropped at once so no search uses them;
+  vectors are dropped at once so no search uses them; an annotation that changed identity has the undecided
+  jobs it could enter re-ranked;
 - an imported upload batch is matched as a whole, once every photo is in;
 - a new photo gets animal boxes proposed (with a detector configured);
 - a species' matching settings changed: its annotations are prepared again.
@@ -45,6 +46,7 @@ def on_annotation_saved(
     actor: AnyUser,
     geometry_changed: bool,
     match_now: bool = True,
+    individuals_changed: list[int] | None = None,
     **kwargs: object,
 ) -> None:
     """New annotations of unknown animals are matched at once (bulk uploads: once their batch is in, see
@@ -64,9 +66,11 @@ def on_annotation_saved(
     elif geometry_changed:
         _send("identification.tasks.prepare_annotation", annotation.pk)
     if annotation.individual_id is not None:
-        _send(
-            "identification.tasks.refit_calibration", annotation.species_id
-        )  # a no-op until the curated set grew enough
+        # A no-op until the curated set grew enough.
+        _send("identification.tasks.refit_calibration", annotation.species_id)
+    if individuals_changed:
+        # Undecided jobs this identity could enter (or leave) are re-ranked (matching.freshness).
+        celery_app.send_task("identification.tasks.refresh_candidates", args=[individuals_changed])
 
 
 def on_batch_imported(*, batch: UploadBatch, annotation_ids: list[int], **kwargs: object) -> None:

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from catalog import services as catalog_services
 from catalog.models import Annotation, MediaAsset
-from identification.matching import calibration, crops, jobs, loaded, pipeline, spaces, store
+from identification.matching import calibration, crops, freshness, jobs, loaded, pipeline, spaces, store
 from identification.models import RUN_WORKING_STATES, TrainingRun
 from identification.registry import retraining
 from resight.conf.celery import serves
@@ -23,6 +23,19 @@ logger = logging.getLogger(__name__)
 @shared_task(acks_late=True)
 def run_match_job(job_id: int) -> None:
     pipeline.run(job_id)
+
+
+@shared_task(acks_late=True)
+def refresh_candidates(individual_ids: list[int]) -> None:
+    """An individual was created, confirmed, merged or split: the undecided jobs it could change are
+    re-ranked (matching.freshness)."""
+    freshness.refresh_for(individual_ids)
+
+
+@shared_task(acks_late=True)
+def rerank_job(job_id: int) -> None:
+    """A curator asked for a job's list to be ranked again."""
+    pipeline.rerank(job_id)
 
 
 @shared_task(acks_late=True)

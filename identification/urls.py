@@ -9,6 +9,7 @@ urlpatterns = [
     path("match-jobs/<int:pk>/", curation.match_job, name="match-job"),
     path("match-jobs/<int:pk>/decide/", curation.match_decide, name="match-decide"),
     path("match-jobs/<int:pk>/widen/", matching.match_widen, name="match-widen"),
+    path("match-jobs/<int:pk>/rerank/", curation.match_rerank, name="match-rerank"),
     path("review/", curation.review_next, name="review-next"),
     path("models/", registry.model_registry, name="model-registry"),
     path("models/map.svg", registry.model_map, name="model-map"),

@@ -50,9 +50,13 @@ def _logged(
         project_id=individual.project_id,
         changes={"other": other.pk, "annotations": ids, "undoes": change.undoes_id},
     )
-    species_id = individual.species_id
+    species_id, changed = individual.species_id, [individual.pk, other.pk]
     transaction.on_commit(
         lambda: celery_app.send_task("identification.tasks.refit_calibration", args=[species_id])
+    )
+    # Undecided jobs either individual could enter (or leave) are re-ranked (matching.freshness).
+    transaction.on_commit(
+        lambda: celery_app.send_task("identification.tasks.refresh_candidates", args=[changed])
     )
     return change
 

@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from catalog.models import Annotation, Individual, IndividualStatus, Sex
 from identification.models import Decision, IdentityChange, IdentityChangeKind
+from resight.permissions import Action, AnyUser, scope
 
 
 def decisions_on(annotation: Annotation) -> QuerySet[Decision]:
@@ -106,3 +107,26 @@ def identity_changes_of(individual: Individual) -> QuerySet[IdentityChange]:
         .select_related("individual", "other", "actor")
         .annotate(undone=Exists(undone))
     )
+
+
+@dataclass(frozen=True)
+class Sibling:
+    """Another photo of the same sighting and species: the same animal, most often."""
+
+    annotation: Annotation
+
+    @property
+    def identified(self) -> bool:
+        return self.annotation.individual_id is not None
+
+
+def sighting_siblings(user: AnyUser, annotation: Annotation) -> list[Sibling]:
+    """The other annotations of the annotation's sighting, of its species, that `user` may see."""
+    others = (
+        scope(Annotation.objects.all(), user, Action.VIEW)
+        .filter(sighting_id=annotation.sighting_id, species_id=annotation.species_id)
+        .exclude(pk=annotation.pk)
+        .select_related("individual", "media_asset")
+        .order_by("media_asset_id", "pk")
+    )
+    return [Sibling(a) for a in others]

@@ -4,6 +4,7 @@ individuals (a preview first, undo afterwards)."""
 
 from __future__ import annotations
 
+from celery import current_app as celery_app
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -16,8 +17,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from catalog import selectors as catalog_selectors
 from catalog.models import Annotation, Individual, IndividualStatus
 from identification.curation import decisions, identities, review, selectors
+from identification.matching import freshness
 from identification.matching import selectors as matching_selectors
-from identification.models import IdentityChange, MatchJob
+from identification.models import IdentityChange, JobState, MatchJob
 from resight.http.params import parse_id
 from resight.permissions import Action, AnyUser, can, get_for
 
@@ -37,6 +39,11 @@ def match_job(request: HttpRequest, pk: int) -> HttpResponse:
         "searched": matching_selectors.searched(request.user, job),
         "can_contribute": can(request.user, job.annotation, Action.CONTRIBUTE),
         "queue": request.GET.get("queue", ""),
+        # A list ranked before the catalogue changed says so, and the page polls until it is re-ranked.
+        "stale_since": freshness.changed_since(job) if job.state == JobState.DONE else None,
+        # One sighting, one animal unless the curator separates the photos (?alone=1).
+        "siblings": selectors.sighting_siblings(request.user, job.annotation),
+        "alone": request.GET.get("alone") == "1",
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "identification/_job.html", context)
@@ -82,8 +89,8 @@ def match_decide(request: HttpRequest, pk: int) -> HttpResponse:
     """The buttons of the job page (and their keyboard shortcuts): plain form posts, so they work without
     JavaScript. From the review queue, a decision that settles the photo moves on to the next one."""
     job = get_for(request.user, matching_selectors.jobs_for(request.user), Action.CURATE, pk=pk)
-    rank = request.POST.get("candidate_rank", "")
-    kind = request.POST.get("kind", "")
+    post = request.POST
+    kind = post.get("kind", "")
     try:
         if kind == "undo":
             decision = decisions.undo(actor=request.user, annotation=job.annotation)
@@ -92,9 +99,12 @@ def match_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 actor=request.user,
                 job=job,
                 kind=kind,
-                candidate_rank=parse_id(rank),
-                new_code=request.POST.get("new_code", ""),
-                note=request.POST.get("note", ""),
+                candidate_rank=parse_id(post.get("candidate_rank")),
+                candidate_individual=parse_id(post.get("candidate_individual")),
+                same_as=parse_id(post.get("same_as")),
+                with_photos=[i for v in post.getlist("with_photos") if (i := parse_id(v)) is not None],
+                new_code=post.get("new_code", ""),
+                note=post.get("note", ""),
             )
     except ValidationError as exc:
         for message in exc.messages:
@@ -220,3 +230,13 @@ def identity_changes(request: HttpRequest, pk: int) -> HttpResponse:
         "can_curate": can(user, individual, Action.CURATE),
     }
     return render(request, "identification/_identity_changes.html", context)
+
+
+@login_required
+@require_POST
+def match_rerank(request: HttpRequest, pk: int) -> HttpResponse:
+    """Rank a job's list again now (the catalogue changed since, or the curator wants to be sure)."""
+    job = get_for(request.user, matching_selectors.jobs_for(request.user), Action.CURATE, pk=pk)
+    celery_app.send_task("identification.tasks.rerank_job", args=[job.pk])
+    messages.info(request, "Ranking the candidates again with the catalogue as it is now…")
+    return redirect("match-job", pk=job.pk)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.contrib.auth.models import AnonymousUser
@@ -32,7 +35,12 @@ def run(job_id: int) -> None:
     if not jobs.claim(job_id):
         return  # done, failed, or in another live worker's hands
     try:
-        _compute(MatchJob.objects.select_related("space", "annotation__media_asset").get(pk=job_id))
+        job = MatchJob.objects.select_related("space", "annotation__media_asset").get(pk=job_id)
+        ranking = _rank(job, step=lambda state: jobs.advance(job_id, state))
+        with transaction.atomic():
+            _replace_candidates(job, ranking)
+            now = timezone.now()
+            jobs.advance(job_id, JobState.DONE, finished_at=now, ranked_at=now, **ranking.fields)
     except jobs.ClaimLost:
         logger.warning("match job %s was taken over by another worker", job_id)
         return
@@ -82,7 +90,38 @@ def announce(job_id: int) -> None:
         )
 
 
-def _compute(job: MatchJob) -> None:
+def rerank(job_id: int) -> bool:
+    """Rank a finished, undecided job's candidates again, with the catalogue as it is now (someone confirmed,
+    created, merged or split an individual it could concern): the same steps, the query's vector and every
+    local feature taken from the store. Outside the job's state machine: a done job stays done. Returns
+    whether it was re-ranked (not when another worker is at it, or the photo was decided meanwhile)."""
+    with transaction.atomic():
+        job = (
+            MatchJob.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("space", "annotation__media_asset")
+            .filter(pk=job_id, state=JobState.DONE, annotation__individual__isnull=True)
+            .first()
+        )
+        if job is None:
+            return False
+        ranking = _rank(job, step=lambda state: None)
+        _replace_candidates(job, ranking)
+        MatchJob.objects.filter(pk=job_id).update(ranked_at=timezone.now(), **ranking.fields)
+    return True
+
+
+@dataclass(frozen=True)
+class Ranking:
+    candidates: list[MatchCandidate]
+    fields: dict[str, Any]  # the job's verdict fields that go with them
+
+
+def _replace_candidates(job: MatchJob, ranking: Ranking) -> None:
+    MatchCandidate.objects.filter(job=job).delete()
+    MatchCandidate.objects.bulk_create(ranking.candidates)
+
+
+def _rank(job: MatchJob, step: Callable[[JobState], None]) -> Ranking:
     query = job.annotation
     crops = Crops()  # the query's original is decoded once for its embedding and its features
     (query_vector,) = store.embed([query], job.space, crops=crops).values()
@@ -95,11 +134,11 @@ def _compute(job: MatchJob) -> None:
         .select_related("media_asset")
     )
     store.embed(list(missing), job.space, skip_unreadable=True)
-    jobs.advance(job.pk, JobState.SEARCHING)
+    step(JobState.SEARCHING)
     flt = _search_filter(job)
     neighbours = search.nearest(job.space, query_vector, flt, k=job.shortlist_size)
-    report = _report(job, flt)
-    jobs.advance(job.pk, JobState.RERANKING)
+    report = _report(job, flt, neighbours)
+    step(JobState.RERANKING)
     cosine = np.array([n.cosine for n in neighbours])
     scores: dict[str, np.ndarray] = {"cosine": cosine}
     inliers: np.ndarray | None = None
@@ -130,39 +169,34 @@ def _compute(job: MatchJob) -> None:
         [str(n.annotation_id) for n in neighbours], [str(n.individual_id) for n in neighbours], probabilities
     )
     position = {n.annotation_id: i for i, n in enumerate(neighbours)}
-    with transaction.atomic():
-        MatchCandidate.objects.filter(job=job).delete()
-        rows = []
-        for rank, c in enumerate(ranked, start=1):
-            i = position[int(c.annotation)]
-            rows.append(
-                MatchCandidate(
-                    job=job,
-                    rank=rank,
-                    individual_id=int(c.individual),
-                    annotation_id=int(c.annotation),
-                    global_score=float(cosine[i]),
-                    probability=c.probability,
-                    band=c.band.value,
-                    local_score=None if inliers is None else float(inliers[i]),
-                    match_count=None if tentative is None else int(tentative[i]),
-                    model_key=job.space.key,
-                    matcher_key=job.matcher,
-                    keypoint_pairs=evidence.get(int(c.annotation), []),
-                )
+    rows = []
+    for rank, c in enumerate(ranked, start=1):
+        i = position[int(c.annotation)]
+        rows.append(
+            MatchCandidate(
+                job=job,
+                rank=rank,
+                individual_id=int(c.individual),
+                annotation_id=int(c.annotation),
+                global_score=float(cosine[i]),
+                probability=c.probability,
+                band=c.band.value,
+                local_score=None if inliers is None else float(inliers[i]),
+                match_count=None if tentative is None else int(tentative[i]),
+                model_key=job.space.key,
+                matcher_key=job.matcher,
+                keypoint_pairs=evidence.get(int(c.annotation), []),
             )
-        MatchCandidate.objects.bulk_create(rows)
-        now = timezone.now()
-        jobs.advance(
-            job.pk,
-            JobState.DONE,
-            finished_at=now,
-            ranked_at=now,
-            probably_new=fusion.probably_new(ranked),
-            top_probability=ranked[0].probability if ranked else None,
-            loose_box=query.loose_box,
-            search_report=report,
         )
+    return Ranking(
+        rows,
+        {
+            "probably_new": fusion.probably_new(ranked),
+            "top_probability": ranked[0].probability if ranked else None,
+            "loose_box": query.loose_box,
+            "search_report": report,
+        },
+    )
 
 
 MAX_DRAWN_PAIRS = 150
@@ -184,9 +218,10 @@ def _photo_pairs(
     return np.round(np.hstack([a, b]), 1).tolist()
 
 
-def _report(job: MatchJob, flt: search.SearchFilter) -> dict[str, object]:
+def _report(job: MatchJob, flt: search.SearchFilter, neighbours: list[search.Neighbour]) -> dict[str, object]:
     """What the job searched, as its page explains it: the rules applied and how many catalogue photos
-    each left out (search.census)."""
+    each left out (search.census); and the cosine a photo must reach to enter its shortlist (-1 while the
+    shortlist is not full), which tells which jobs a newly identified animal could change (freshness)."""
     rules: dict[str, object] = {}
     if flt.viewpoint:
         rules["viewpoint"] = flt.viewpoint
@@ -196,7 +231,8 @@ def _report(job: MatchJob, flt: search.SearchFilter) -> dict[str, object]:
         rules["radius"] = flt.near[2]
     if flt.observed_between is not None:
         rules["days"] = (job.filters or {}).get("days")
-    return {**search.census(job.space, flt).as_json(), "rules": rules}
+    entry = neighbours[-1].cosine if len(neighbours) >= job.shortlist_size else -1.0
+    return {**search.census(job.space, flt).as_json(), "rules": rules, "entry_cosine": entry}
 
 
 def _search_filter(job: MatchJob) -> search.SearchFilter:

@@ -248,6 +248,9 @@ CELERY_TASK_DEFAULT_QUEUE = "bulk"
 CELERY_TASK_ROUTES = {
     "identification.tasks.run_match_job": {"queue": "interactive"},
     "identification.tasks.propose_boxes": {"queue": "interactive"},  # a curator is looking at the photo
+    # A curator is reviewing these lists (matching.freshness).
+    "identification.tasks.refresh_candidates": {"queue": "interactive"},
+    "identification.tasks.rerank_job": {"queue": "interactive"},
     "identification.tasks.check_retraining": {"queue": "training"},
     "identification.tasks.run_training": {"queue": "training"},
     "identification.tasks.*": {"queue": "bulk"},
