@@ -52,8 +52,8 @@ def candidates_of(user: AnyUser, job: MatchJob) -> list[CandidateRow]:
 RULE_LABELS = {
     "viewpoint": "viewpoint {value} (or unknown)",
     "body_part": "body part {value} (or unspecified)",
-    "radius": "within {value:g} km",
-    "days": "within {value:g} days",
+    "radius": "within {value:g} km of this sighting",
+    "days": "within {value:g} days of this sighting (before or after)",
 }
 
 

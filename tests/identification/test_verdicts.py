@@ -107,8 +107,10 @@ def test_new_individual_on_one_photo_reranks_the_next_photo_of_that_animal(catal
         for a in (first, second)
     ]
     ranked_before = jobs[1].ranked_at
+    assert ranked_before is not None
     decision = decisions.decide(actor=curator, job=jobs[0], kind="new_individual")
     newcomer = decision.individual_id
+    assert newcomer is not None
     assert freshness.changed_since(jobs[1]) is not None  # the list predates the change: the page says so
     assert "ranked again" in page(catalogue, jobs[1])
     affected, _ = freshness.affected_jobs([newcomer])
@@ -116,7 +118,8 @@ def test_new_individual_on_one_photo_reranks_the_next_photo_of_that_animal(catal
     assert freshness.refresh_for([newcomer]) == [jobs[1].pk]  # what the refresh task does
     jobs[1].refresh_from_db()
     assert jobs[1].candidates.get(rank=1).individual_id == newcomer
-    assert jobs[1].ranked_at > ranked_before and freshness.changed_since(jobs[1]) is None
+    assert jobs[1].ranked_at is not None and jobs[1].ranked_at > ranked_before
+    assert freshness.changed_since(jobs[1]) is None
     assert MatchJob.objects.filter(annotation=second).count() == 1  # re-ranked, not a new job
 
 
