@@ -136,6 +136,13 @@ def users_granted(project_id: int, action: Action, species_id: int | None = None
     return list(User.objects.filter(orgs, is_active=True).distinct().order_by("pk"))
 
 
+def actions_anywhere(user: AnyUser) -> frozenset[Action]:
+    """The actions `user` may take in at least one project (every action for an operator)."""
+    if _is_superuser(user):
+        return frozenset(Action)
+    return frozenset().union(*(g.actions for g in grants_for(user)))
+
+
 def forget_grants(user: AnyUser) -> None:
     """Drop the per-request cache (after memberships or agreements change)."""
     if hasattr(user, "_resight_grants"):
