@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import os
+import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -466,18 +469,34 @@ def individual_create(*, actor: AnyUser, project: Project, species: Species, **f
     return audit.save(actor=actor, obj=individual, action="individual.create")
 
 
+CODE_SHAPE = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
+
+
 def next_individual_code(project: Project, species: Species) -> str:
-    """A free catalogue code for a new individual: the species' initials and a running number."""
-    prefix = "".join(w[0] for w in species.common_name.split()).upper() or "IND"
-    taken = set(
-        Individual.objects.filter(project=project, code__startswith=f"{prefix}-").values_list(
-            "code", flat=True
-        )
-    )
-    n = len(taken) + 1
-    while f"{prefix}-{n:04d}" in taken:
+    """A free catalogue code for a new individual, in the project's own pattern: the prefix and digits its
+    codes of this species share most (MARA-L003 -> MARA-L004); for a species the project has no code of
+    yet, the prefix its other codes share with the species' initials (MARA- -> MARA-C001); else the
+    initials and a running number (C-0001)."""
+    codes = list(Individual.objects.filter(project=project).values_list("code", "species_id"))
+    shaped = [(m, sp) for code, sp in codes if (m := CODE_SHAPE.match(code))]
+    own = Counter((m["prefix"], len(m["number"])) for m, sp in shaped if sp == species.pk)
+    initials = "".join(w[0] for w in species.common_name.split()).upper() or "IND"
+    if own:
+        (prefix, width), _ = own.most_common(1)[0]
+    else:
+        others = [m["prefix"] for m, _ in shaped]
+        # Character by character on purpose: codes are no paths.
+        shared = os.path.commonprefix(others) if others else ""  # noqa: RUF071
+        shared = shared[: max(shared.rfind("-"), shared.rfind("_")) + 1]  # up to a separator
+        widths = Counter(len(m["number"]) for m, _ in shaped)
+        prefix = f"{shared}{initials}" if shared else f"{initials}-"
+        width = widths.most_common(1)[0][0] if shared else 4
+    taken = {code for code, _ in codes}
+    used = [int(m["number"]) for m, _ in shaped if m["prefix"] == prefix]
+    n = max(used, default=0) + 1
+    while f"{prefix}{n:0{width}d}" in taken:
         n += 1
-    return f"{prefix}-{n:04d}"
+    return f"{prefix}{n:0{width}d}"
 
 
 def individual_update(*, actor: AnyUser, individual: Individual, changes: dict[str, Any]) -> Individual:

@@ -341,6 +341,8 @@ def _render_sighting(
     assets = list(selectors.media_assets_for(user).filter(sighting=sighting))
     for asset in assets:
         asset.open_proposals = selectors.open_proposals(asset)  # type: ignore[attr-defined]
+        # The original carries the EXIF position: no link where it would be refused.
+        asset.original_allowed = not selectors.photo_location_blurred(user, asset)  # type: ignore[attr-defined]
     can_contribute = granted(user, sighting.project_id, Action.CONTRIBUTE)
     # Coming from New sighting with a species: the form is ready, and one drag on a photo saves the box.
     marking = {k: request.GET[k] for k in ("species", "viewpoint", "body_part") if request.GET.get(k)}

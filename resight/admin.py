@@ -1,5 +1,6 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
@@ -9,7 +10,7 @@ from django.forms.models import model_to_dict
 from django.http import HttpRequest
 
 from resight import audit
-from resight.models import AuditEvent, Membership, Organization, Project, SharingAgreement
+from resight.models import AuditEvent, Membership, Organization, Project, Right, SharingAgreement
 
 # Values the log never keeps (a password hash is a secret even when hashed): only that they changed.
 SECRET_FIELDS = {"password"}
@@ -108,8 +109,19 @@ class ProjectAdmin(AuditedAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
 
+class SharingAgreementForm(forms.ModelForm):
+    """Rights as checkboxes (the model keeps them as a JSON list)."""
+
+    rights = forms.MultipleChoiceField(choices=Right.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = SharingAgreement
+        fields = ["project", "grantee", "rights", "species", "expires_at", "created_by"]
+
+
 @admin.register(SharingAgreement)
 class SharingAgreementAdmin(AuditedAdmin):
+    form = SharingAgreementForm
     list_display = ["project", "grantee", "rights", "expires_at", "created_at"]
     list_filter = ["grantee"]
     filter_horizontal = ["species"]

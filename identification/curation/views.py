@@ -33,14 +33,16 @@ def match_job(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "job": job,
         "rows": rows,
-        "compare": _compare_data(job, rows, full_resolution=can_curate),
+        "compare": _compare_data(request.user, job, rows),
         "can_curate": can_curate,
         "decisions": selectors.decisions_on(job.annotation)[:10],
         "searched": matching_selectors.searched(request.user, job),
         "can_contribute": can(request.user, job.annotation, Action.CONTRIBUTE),
         "queue": request.GET.get("queue", ""),
         # A list ranked before the catalogue changed says so, and the page polls until it is re-ranked.
-        "stale_since": freshness.changed_since(job) if job.state == JobState.DONE else None,
+        "stale_since": freshness.changed_since(job)
+        if job.state == JobState.DONE and not job.annotation.individual_id
+        else None,
         # One sighting, one animal unless the curator separates the photos (?alone=1).
         "siblings": selectors.sighting_siblings(request.user, job.annotation),
         "alone": request.GET.get("alone") == "1",
@@ -50,12 +52,13 @@ def match_job(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "identification/job.html", context)
 
 
-def _photo(annotation: Annotation, full_resolution: bool) -> dict[str, object]:
+def _photo(user: AnyUser, annotation: Annotation) -> dict[str, object]:
     asset = annotation.media_asset
-    # Originals can carry precise EXIF positions: curators get them, others the (stripped) display rendition.
-    variant = "original" if full_resolution else "preview"
+    # Originals can carry precise EXIF positions: full resolution for those who curate the photo and may
+    # know its place, the (stripped) display rendition for everyone else, so no photo is a broken image.
+    full = can(user, annotation, Action.CURATE) and not catalog_selectors.photo_location_blurred(user, asset)
     return {
-        "src": reverse("media-file", args=[asset.pk, variant]),
+        "src": reverse("media-file", args=[asset.pk, "original" if full else "preview"]),
         "width": asset.width,
         "height": asset.height,
         "box": list(annotation.box),
@@ -63,14 +66,14 @@ def _photo(annotation: Annotation, full_resolution: bool) -> dict[str, object]:
 
 
 def _compare_data(
-    job: MatchJob, rows: list[matching_selectors.CandidateRow], full_resolution: bool
+    user: AnyUser, job: MatchJob, rows: list[matching_selectors.CandidateRow]
 ) -> dict[str, object]:
     """What the side-by-side comparison draws: the query, and each candidate the user may see with the
     verified keypoint matches between them (photo pixels)."""
     return {
-        "query": _photo(job.annotation, full_resolution),
+        "query": _photo(user, job.annotation),
         "candidates": [
-            _photo(row.candidate.annotation, full_resolution)
+            _photo(user, row.candidate.annotation)
             | {
                 "rank": row.candidate.rank,
                 "code": row.candidate.individual.code,

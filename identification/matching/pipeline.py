@@ -59,18 +59,25 @@ def announce(job_id: int) -> None:
     """Tell the requester the job finished, and the species' curators when a confident match of an
     unidentified animal awaits review (without naming an individual they may not be allowed to see)."""
     job = MatchJob.objects.select_related(
-        "annotation__media_asset", "annotation__species", "requested_by"
+        "annotation__media_asset__project", "annotation__species", "annotation__sighting", "requested_by"
     ).get(pk=job_id)
     top = job.candidates.select_related("individual").order_by("rank").first()
+    annotation = job.annotation
+    # What the photo is, in words a notification list can be read by: species, day and project (no place:
+    # it may be one the recipient sees blurred).
+    photo = (
+        f"{annotation.species.common_name} of {annotation.sighting.observed_at:%Y-%m-%d} "
+        f"({annotation.media_asset.project.name})"
+    )
     if job.state == JobState.FAILED:
-        text = f"Match job {job.pk} failed: {job.error[:200]}"
+        text = f"Matching the {photo} failed: {job.error[:200]}"
     elif top is not None:
-        text = f"Match job {job.pk} finished: #1 {top.individual.code} ({top.band}, P={top.probability:.2f})."
+        text = f"{photo}: #1 {top.individual.code}, {top.band} (P={top.probability:.2f})."
     else:
-        text = f"Match job {job.pk} finished: no identified individual to compare with yet."
+        text = f"{photo}: no identified individual to compare with yet."
+    text = text[0].upper() + text[1:]
     requester = [job.requested_by] if job.requested_by else []
     notifications.notify(requester, kind="job_finished", text=text, url=reverse("match-job", args=[job.pk]))
-    annotation = job.annotation
     if (
         job.state == JobState.DONE
         and top is not None

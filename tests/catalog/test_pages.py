@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django.test import Client
 
-from catalog.models import Annotation
+from catalog import services
+from catalog.models import Annotation, Species
+from resight.models import Project
+from resight.permissions import forget_grants
 from tests.conftest import World
 
 
@@ -57,3 +60,21 @@ def test_sighting_time_is_shown_in_its_own_zone(world: World) -> None:
     sighting.save()
     html = client_for(world, "curator").get(f"/sightings/{sighting.pk}/").content.decode()
     assert "2026-03-01 09:00:00 (Africa/Nairobi, UTC+0300)" in html  # stored 06:00 UTC
+
+
+def test_new_codes_follow_the_projects_pattern(world: World) -> None:
+    curator = world.users["curator"]
+    mara = Project.objects.create(organization=world.project.organization, name="Mara", slug="mara")
+    forget_grants(curator)  # a new project: the user's grants are read again, as a new request would
+    for code, species in (
+        ("MARA-L001", world.leopard),
+        ("MARA-L003", world.leopard),
+        ("MARA-Z07", world.zebra),
+    ):
+        services.individual_create(actor=curator, project=mara, species=species, code=code)
+    assert services.next_individual_code(mara, world.leopard) == "MARA-L004"
+    assert services.next_individual_code(mara, world.zebra) == "MARA-Z08"
+    cheetah = Species.objects.create(common_name="Cheetah", scientific_name="Acinonyx jubatus")
+    assert services.next_individual_code(mara, cheetah) == "MARA-C001"  # the project's prefix, its width
+    empty = Project.objects.create(organization=world.project.organization, name="Fresh", slug="fresh")
+    assert services.next_individual_code(empty, cheetah) == "C-0001"

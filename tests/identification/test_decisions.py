@@ -56,7 +56,8 @@ def test_new_individual_gets_a_free_code_and_the_annotation(catalogue: Catalogue
     job = done_job(catalogue, 3, seed=4300)
     decision = decisions.decide(actor=catalogue.world.users["curator"], job=job, kind="new_individual")
     job.annotation.refresh_from_db()
-    assert job.annotation.individual is not None and job.annotation.individual.code == "L-0001"
+    # The project's leopards are CAT-0 .. CAT-3 (and L1): the new one follows their pattern.
+    assert job.annotation.individual is not None and job.annotation.individual.code == "CAT-4"
     assert decision.individual_id == job.annotation.individual_id
     named = done_job(catalogue, 1, seed=4301)
     decisions.decide(
@@ -98,6 +99,9 @@ def test_only_curators_decide(catalogue: Catalogue) -> None:
 
 def test_deciding_over_rest_and_in_the_page(catalogue: Catalogue) -> None:
     job = done_job(catalogue, 1, seed=4600)
+    page = Client()
+    page.force_login(catalogue.world.users["curator"])
+    assert 'value="confirm"' in page.get(f"/match-jobs/{job.pk}/").content.decode()
     api = APIClient()
     api.force_authenticate(catalogue.world.users["curator"])
     response = api.post(
@@ -106,10 +110,10 @@ def test_deciding_over_rest_and_in_the_page(catalogue: Catalogue) -> None:
     assert response.status_code == 201, response.content
     assert response.json()["kind"] == "confirm" and response.json()["decided_by"] == "curator"
     assert api.get(f"/api/match-jobs/{job.pk}/").json()["decisions"][0]["id"] == response.json()["id"]
-    page = Client()
-    page.force_login(catalogue.world.users["curator"])
     html = page.get(f"/match-jobs/{job.pk}/").content.decode()
-    assert 'value="confirm"' in html and "Confirmed match" in html
+    # Decided: the page says who it is, and offers no second confirmation (only undo).
+    assert "Identified as" in html and "Confirmed match" in html and 'value="confirm"' not in html
+    assert 'value="undo"' in html
     follow = page.post(f"/match-jobs/{job.pk}/decide/", {"kind": "skip"}, follow=True)
     assert follow.status_code == 200 and "Skipped" in follow.content.decode()
     viewer = Client()

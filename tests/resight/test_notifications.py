@@ -54,6 +54,11 @@ def test_a_confident_match_is_announced_to_curators_and_the_finish_to_the_reques
     pipeline.announce(job.pk)
     by_user = {n.recipient.username: n for n in Notification.objects.select_related("recipient")}
     assert by_user["contributor"].kind == "job_finished" and "CAT-0" in by_user["contributor"].text
+    # Which photo it was, in words: species, day, project (not "Match job 14").
+    assert (
+        by_user["contributor"].text.startswith("Leopard of 20")
+        and "(Big Cats)" in by_user["contributor"].text
+    )
     waiting = {u for u, n in by_user.items() if n.kind == "review_waiting"}
     assert waiting == {"admin", "curator", "share_curate_leopard"}
     assert "CAT-0" not in by_user["share_curate_leopard"].text  # no individual named to others

@@ -97,7 +97,7 @@ def test_admin_edits_are_audited_with_before_and_after(world: World) -> None:
         {
             "project": world.project.pk,
             "grantee": agreement.grantee_id,
-            "rights": '["view", "curate"]',
+            "rights": ["view", "curate"],
             "species": [world.leopard.pk],
             "expires_at_0": "",
             "expires_at_1": "",

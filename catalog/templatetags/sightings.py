@@ -1,4 +1,5 @@
-"""Template filters that show stored times defensively: a page never fails on one odd value."""
+"""Template filters of sighting pages and lists: stored times shown defensively (a page never fails on one
+odd value), and the animals of a sighting once each."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import zoneinfo
 from django import template
 from django.templatetags.tz import datetimeobject
 
+from catalog.models import Sighting
 from catalog.validators import known_time_zones
 
 register = template.Library()
@@ -31,3 +33,15 @@ def in_zone(value: dt.datetime | None, zone_name: str) -> dt.datetime | None:
     shown = datetimeobject(*local.timetuple()[:6], local.microsecond, local.tzinfo)
     shown.convert_to_local_time = False  # type: ignore[attr-defined]
     return shown
+
+
+@register.filter
+def animals(sighting: Sighting) -> list[str]:
+    """The sighting's animals as tags, each once (uses its prefetched, visible annotations): an identified
+    animal by its code, the unidentified ones by species."""
+    seen: dict[str, None] = {}
+    for a in sighting.annotations.all():
+        seen[f"{a.species.common_name} · {a.individual.code}" if a.individual else a.species.common_name] = (
+            None
+        )
+    return list(seen)
