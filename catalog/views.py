@@ -183,9 +183,18 @@ def _population_setup(request: HttpRequest, project: Project) -> PopulationSetup
         params["species"] = str(first.pk)
     params.setdefault("sessions", "2")
     form = PopulationForm(params, species=species_qs)
-    if not form.is_valid():
-        return PopulationSetup(form)
-    data = form.cleaned_data
+    if form.is_valid():
+        data = form.cleaned_data
+    else:
+        # A mistake in the sessions shows the results of the defaults next to the error, not an empty page.
+        default = PopulationForm(
+            {"species": form.cleaned_data.get("species", params.get("species")), "sessions": "2"},
+            species=species_qs,
+        )
+        if not default.is_valid():
+            return PopulationSetup(form)
+        data = default.cleaned_data
+        form.defaults_shown = True  # type: ignore[attr-defined]  # the page says so
     species = data["species"]
     if data["boundaries"]:
         return PopulationSetup(form, species, selectors.sessions_between(data["boundaries"]))

@@ -178,3 +178,17 @@ def test_individual_page_has_encounter_history_and_map_points(world: World) -> N
     curator = Client()
     curator.force_login(world.users["curator"])
     assert "-1.23456" in curator.get(f"/individuals/{world.leopard_individual.pk}/").content.decode()
+
+
+def test_invalid_sessions_show_the_error_and_the_default_results(catalogue) -> None:
+    world = catalogue.world
+    client = Client()
+    client.force_login(world.users["curator"])
+    url = f"/projects/{world.project.pk}/population/"
+    html = client.get(url, {"species": str(world.leopard.pk), "sessions": "1"}).content.decode()
+    assert "Ensure this value is greater than or equal to 2" in html
+    assert "two equal sessions over every identified day" in html and "Chapman" in html
+    bad = client.get(
+        url, {"species": str(world.leopard.pk), "boundaries": "2026-01-01, sometime"}
+    ).content.decode()
+    assert "sometime is none" in bad and "Invalid isoformat" not in bad and "Chapman" in bad
