@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import UploadedFile
 from catalog import validators
 from catalog.models import MediaAsset, Sighting, Species, UploadBatch, Viewpoint
 from catalog.services import SIGHTING_FIELDS
+from resight.models import Project
 from resight.permissions import Action, AnyUser, projects_for
 
 
@@ -221,3 +222,29 @@ class PopulationForm(forms.Form):
         if start and end and end < start:
             self.add_error("end", "The end comes before the start.")
         return data
+
+
+class SightingFilterForm(forms.Form):
+    """The sightings index's filters (catalog.selectors.sighting_filter)."""
+
+    unidentified = forms.BooleanField(required=False, label="Unidentified animals only")
+    species = forms.ModelChoiceField(Species.objects.all(), required=False, empty_label="All species")
+    project = forms.ModelChoiceField(Project.objects.none(), required=False, empty_label="All projects")
+    after = forms.DateField(
+        required=False,
+        label="From",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[validators.validate_calendar_date],
+    )
+    before = forms.DateField(
+        required=False,
+        label="To",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[validators.validate_calendar_date],
+    )
+    place = forms.CharField(required=False, max_length=200, label="Place name")
+    recorded_by = forms.CharField(required=False, max_length=150, label="Recorded by (username)")
+
+    def __init__(self, *args: Any, user: AnyUser, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects_for(user, Action.VIEW)  # type: ignore[attr-defined]

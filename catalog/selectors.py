@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from catalog.models import Annotation, Individual, MediaAsset, Sighting, Species
 from resight.http.params import parse_id
@@ -272,3 +272,40 @@ def open_proposals(asset: MediaAsset) -> list[dict[str, object]]:
     """The detector's boxes for the photo that no annotation covers yet (uses prefetched annotations)."""
     boxes = [a.box for a in asset.annotations.all()]
     return [p for p in asset.proposals if all(_iou(p["box"], b) < 0.5 for b in boxes)]
+
+
+def with_portrait(user: AnyUser, individuals: QuerySet[Individual]) -> QuerySet[Individual]:
+    """Each individual with `portrait`: its latest photo (annotation) the user may see, for lists."""
+    latest = (
+        annotations_for(user)
+        .filter(individual=OuterRef("pk"))
+        .order_by("-sighting__observed_at", "-pk")
+        .values("pk")[:1]
+    )
+    return individuals.annotate(portrait=Subquery(latest))
+
+
+def sighting_filter(
+    sightings: QuerySet[Sighting], user: AnyUser, params: dict[str, Any]
+) -> QuerySet[Sighting]:
+    """The sightings index's filters (cleaned values of catalog.forms.SightingFilterForm)."""
+    if params.get("unidentified"):
+        # An animal nobody has identified yet, or photos nobody has annotated.
+        waiting = annotations_for(user).filter(individual__isnull=True).values("sighting_id")
+        sightings = sightings.filter(Q(pk__in=waiting) | Q(annotations__isnull=True)).distinct()
+    if params.get("species"):
+        sightings = sightings.filter(
+            pk__in=annotations_for(user).filter(species=params["species"]).values("sighting_id")
+        )
+    if params.get("project"):
+        sightings = sightings.filter(project=params["project"])
+    if params.get("after"):
+        sightings = sightings.filter(observed_at__date__gte=params["after"])
+    if params.get("before"):
+        sightings = sightings.filter(observed_at__date__lte=params["before"])
+    if params.get("recorded_by"):
+        sightings = sightings.filter(created_by__username__iexact=params["recorded_by"])
+    if place := params.get("place"):
+        # A place name the user sees blurred is no match (as in the API's search).
+        sightings = sightings.filter(location_name__icontains=place).exclude(pk__in=blurred_sightings(user))
+    return sightings

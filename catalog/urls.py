@@ -11,6 +11,7 @@ urlpatterns = [
     path("individuals/", views.individual_list, name="individual-list"),
     path("individuals/<int:pk>/", views.individual_detail, name="individual-detail"),
     path("individuals/<int:pk>/gallery/", views.individual_gallery, name="individual-gallery"),
+    path("sightings/", views.sighting_list, name="sighting-list"),
     path("sightings/new/", views.sighting_create, name="sighting-create"),
     path("sightings/<int:pk>/", views.sighting_detail, name="sighting-detail"),
     path("sightings/<int:pk>/annotations/", views.annotation_create, name="annotation-create"),

@@ -28,7 +28,7 @@ from rest_framework.permissions import IsAuthenticated
 
 from catalog import plots, selectors, services
 from catalog import population as population_maths
-from catalog.forms import AnnotationForm, PopulationForm, SightingForm
+from catalog.forms import AnnotationForm, PopulationForm, SightingFilterForm, SightingForm
 from catalog.models import Individual, IndividualStatus, Sex, Sighting, Species
 from resight.http.params import parse_id
 from resight.models import Project
@@ -105,8 +105,10 @@ def species_list(request: HttpRequest) -> HttpResponse:
 def individual_list(request: HttpRequest) -> HttpResponse:
     user = request.user
     queryset = selectors.individual_filter(selectors.individuals_for(user), request.GET.dict())
-    queryset = queryset.annotate(last_seen=Max("annotations__sighting__observed_at")).order_by(
-        "project", "code"
+    queryset = (
+        selectors.with_portrait(user, queryset)
+        .annotate(last_seen=Max("annotations__sighting__observed_at"))
+        .order_by("project", "code")
     )
     page = Paginator(queryset, 30).get_page(request.GET.get("page"))
     context = {
@@ -121,6 +123,28 @@ def individual_list(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.htmx.target == "individual-results":  # type: ignore[attr-defined]
         return render(request, "catalog/_individual_results.html", context)
     return render(request, "catalog/individual_list.html", context)
+
+
+@login_required
+@require_GET
+def sighting_list(request: HttpRequest) -> HttpResponse:
+    """Every sighting the user may see, newest first, filtered (unidentified animals, species, dates, place,
+    who recorded it, project); places the user sees blurred are neither shown nor searched."""
+    user = request.user
+    form = SightingFilterForm(request.GET or None, user=user)
+    sightings = selectors.sightings_for(user).select_related("created_by")
+    if form.is_valid():
+        sightings = selectors.sighting_filter(sightings, user, form.cleaned_data)
+    page = Paginator(sightings.order_by("-observed_at", "-pk"), 30).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "sightings": [(s, selectors.sighting_location(user, s)) for s in page],
+        "querystring": request.GET.copy(),
+    }
+    if request.htmx and request.htmx.target == "sighting-results":  # type: ignore[attr-defined]
+        return render(request, "catalog/_sighting_results.html", context)
+    return render(request, "catalog/sighting_list.html", context)
 
 
 @login_required

@@ -8,7 +8,7 @@ from catalog import services
 from catalog.models import Annotation, Species
 from resight.models import Project
 from resight.permissions import forget_grants
-from tests.conftest import World
+from tests.conftest import World, photo_bytes, upload
 
 
 def client_for(world: World, user: str) -> Client:
@@ -78,3 +78,40 @@ def test_new_codes_follow_the_projects_pattern(world: World) -> None:
     assert services.next_individual_code(mara, cheetah) == "MARA-C001"  # the project's prefix, its width
     empty = Project.objects.create(organization=world.project.organization, name="Fresh", slug="fresh")
     assert services.next_individual_code(empty, cheetah) == "C-0001"
+
+
+def test_the_sightings_index_filters_and_keeps_blurred_places_unsearchable(world: World) -> None:
+    curator, viewer = Client(), Client()
+    curator.force_login(world.users["curator"])
+    viewer.force_login(world.users["viewer"])
+    unidentified = services.sighting_create(
+        actor=world.users["contributor"],
+        project=world.project,
+        data=services.SightingData(observed_at=world.sighting.observed_at, location_name="Hippo pool"),
+        photos=[upload("new.jpg", photo_bytes(seed=811))],
+    )
+
+    def listed(client: Client, **params: str) -> set[int]:
+        html = client.get("/sightings/", params).content.decode()
+        return {
+            s.pk
+            for s in (world.sighting, world.zebra_sighting, unidentified)
+            if f"/sightings/{s.pk}/" in html
+        }
+
+    assert listed(curator) == {world.sighting.pk, world.zebra_sighting.pk, unidentified.pk}
+    assert listed(curator, unidentified="on") == {unidentified.pk}
+    assert listed(curator, species=str(world.zebra.pk)) == {world.zebra_sighting.pk}
+    assert listed(curator, recorded_by="contributor") == {unidentified.pk}
+    assert listed(curator, after="2026-03-02", before="2026-03-02") == {world.zebra_sighting.pk}
+    assert listed(curator, place="Den") == {world.sighting.pk}
+    assert listed(viewer, place="Den") == set()  # the leopard's den is blurred for a viewer
+    assert listed(viewer, place="Hippo") == {unidentified.pk}
+    assert curator.get("/sightings/", {"after": "0001-01-01"}).status_code == 200
+
+
+def test_the_individuals_list_shows_a_photo_of_each(world: World) -> None:
+    client = Client()
+    client.force_login(world.users["curator"])
+    html = client.get("/individuals/").content.decode()
+    assert f"/annotations/{world.annotation.pk}/crop/" in html and 'alt="L1"' in html
