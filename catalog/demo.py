@@ -98,6 +98,7 @@ def load_demo(*, photos_per_sighting: int = 2) -> None:
             name="Mara Big Cats",
             slug="mara-big-cats",
             description="Camera-trap and field photos of leopards and cheetahs, Maasai Mara (demo data).",
+            time_zone="Africa/Nairobi",
         )
         SharingAgreement.objects.create(
             project=project, grantee=university, rights=[Right.VIEW, Right.MATCH], created_by=users["admin"]

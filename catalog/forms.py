@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.utils import timezone
 
 from catalog import validators
 from catalog.models import MediaAsset, Sighting, Species, UploadBatch, Viewpoint
@@ -33,9 +34,13 @@ class MultipleFileField(forms.FileField):
 
     def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
         single = super().clean
-        if isinstance(data, list | tuple):
+        if isinstance(data, list | tuple) and data:
             return [single(d, initial) for d in data]
-        return [single(data, initial)] if data else []
+        if data and not isinstance(data, list | tuple):
+            return [single(data, initial)]
+        if self.required:  # a form sent without the browser's own check still needs a photo
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        return []
 
 
 class SightingForm(forms.ModelForm):
@@ -58,7 +63,7 @@ class SightingForm(forms.ModelForm):
     viewpoint = forms.ChoiceField(choices=Viewpoint.choices, initial=Viewpoint.UNKNOWN, required=False)
     body_part = forms.CharField(required=False, max_length=60)
     photos = MultipleFileField(
-        required=True,
+        required=False,  # required unless photos were kept from an earlier try (the view checks)
         widget=MultipleFileInput(attrs={"accept": "image/jpeg,image/png,image/webp,image/heic,image/heif"}),
         help_text="JPEG, PNG, WebP or HEIC. Location and time are read from EXIF when the fields are empty.",
     )
@@ -68,15 +73,52 @@ class SightingForm(forms.ModelForm):
         fields = ["project", *SIGHTING_FIELDS]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
+    confirm = forms.BooleanField(
+        required=False,
+        label="Save anyway",
+        help_text="Some values look unusual (see the warnings): tick to save them as they are.",
+    )
+    kept_photos = forms.CharField(required=False, widget=forms.HiddenInput)
+
     def __init__(self, *args: Any, user: AnyUser, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects_for(user, Action.CONTRIBUTE)  # type: ignore[attr-defined]
+        self.user = user
+        projects = projects_for(user, Action.CONTRIBUTE)
+        self.fields["project"].queryset = projects  # type: ignore[attr-defined]
+        if not self.is_bound and "project" not in self.initial and len(projects[:2]) == 1:
+            self.initial["project"] = projects[0].pk  # the only project: chosen already
+        project = projects.filter(pk=self.initial.get("project") or 0).first()
+        if project is not None and "time_zone" not in self.initial:
+            self.initial["time_zone"] = project.time_zone
+        # For the page's script: each project's zone, each species' viewpoints and body parts.
+        self.choices_data = {
+            "zones": {p.pk: p.time_zone for p in projects},
+            "species": {
+                s.pk: {"viewpoints": s.viewpoints, "body_parts": s.body_parts} for s in Species.objects.all()
+            },
+        }
 
     def clean_time_zone(self) -> str:
         return _time_zone(self.cleaned_data["time_zone"])
 
     def clean(self) -> dict[str, Any]:
         return _in_zone(super().clean() or {}, "observed_at")
+
+    def warnings(self) -> list[str]:
+        """Values that are possible but unusual: the form asks to confirm them before saving."""
+        data = self.cleaned_data
+        found = []
+        when = data.get("observed_at")
+        if when is not None and when < timezone.now() - dt.timedelta(days=365 * 30):
+            found.append(f"The sighting is from {when:%Y}: more than thirty years ago.")
+        uncertainty = data.get("location_uncertainty_m")
+        if uncertainty is not None and uncertainty > 10_000:
+            found.append(
+                f"A location uncertainty of {uncertainty / 1000:,.0f} km: the place is nearly unknown."
+            )
+        if data.get("latitude") == 0 and data.get("longitude") == 0:
+            found.append("The position 0, 0 is in the Gulf of Guinea: usually a GPS that had no fix.")
+        return found
 
 
 def _time_zone(value: str) -> str:

@@ -10,6 +10,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
+from catalog import drafts
 from catalog.bulk import check, importing, receive
 from catalog.models import BatchState, UploadBatch
 from resight.conf.celery import serves
@@ -29,11 +30,15 @@ def import_batch(batch_id: int) -> None:
 
 @shared_task(acks_late=True)
 def purge_abandoned_batches() -> None:
-    """Celery beat: staged photos of uploads left unimported for RESIGHT_UPLOAD_RETENTION_DAYS go."""
+    """Celery beat: staged photos of uploads left unimported for RESIGHT_UPLOAD_RETENTION_DAYS go, and
+    photos kept for a New sighting not sent again within a day."""
     days = settings.RESIGHT_UPLOAD_RETENTION_DAYS
     purged = receive.purge_abandoned(dt.timedelta(days=days))
     if purged:
         logger.info("removed the staged photos of uploads untouched for %s days: %s", days, purged)
+    # And photos kept between two tries of a New sighting that was never sent again.
+    if removed := drafts.purge():
+        logger.info("removed %s photos kept for forms never sent again", removed)
 
 
 @worker_ready.connect

@@ -9,13 +9,15 @@ year 10000 in UTC, which PostgreSQL stores but Python cannot load, and every pag
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
-import zoneinfo
 
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.utils import timezone
+
+# Time zones are the platform's (projects have one too): one rule, kept there; named here for the fields
+# (and the migrations) of the catalogue.
+from resight.validators import known_time_zones, validate_time_zone  # noqa: F401
 
 # The oldest photo-identification records (whale and big-cat catalogues) start in the 20th century; 1900
 # leaves room for digitised archives.
@@ -26,26 +28,8 @@ FUTURE_SLACK = dt.timedelta(days=1)
 LATEST_STORABLE_TIME = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 # Half the Earth's circumference: no position is less certain than that.
 MAX_UNCERTAINTY_M = 20_037_509.0
-MAX_TIME_ZONE_LENGTH = 64
 
 no_nul = ProhibitNullCharactersValidator()
-
-
-@functools.cache
-def known_time_zones() -> frozenset[str]:
-    # The IANA names of the system's (or tzdata's) database. ZoneInfo() itself also opens paths such as
-    # "../../x" or files that are no zone at all, so the name is looked up in this set instead.
-    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
-
-
-def validate_time_zone(name: str) -> None:
-    if not isinstance(name, str) or name not in known_time_zones():
-        shown = str(name)[:MAX_TIME_ZONE_LENGTH]
-        raise ValidationError(
-            "Unknown time zone “%(name)s”: use an IANA name such as Africa/Nairobi or UTC.",
-            code="time_zone",
-            params={"name": shown},
-        )
 
 
 def latest_time() -> dt.datetime:

@@ -26,7 +26,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.permissions import IsAuthenticated
 
-from catalog import plots, selectors, services
+from catalog import drafts, plots, selectors, services
 from catalog import population as population_maths
 from catalog.forms import AnnotationForm, PopulationForm, SightingFilterForm, SightingForm
 from catalog.models import Individual, IndividualStatus, Sex, Sighting, Species
@@ -194,7 +194,7 @@ class PopulationSetup:
     sessions: list[selectors.Session] = dataclasses.field(default_factory=list)
 
 
-def _population_setup(request: HttpRequest, project: Project) -> PopulationSetup:
+def _population_setup(request: HttpRequest, project: Project, *, fallback: bool = True) -> PopulationSetup:
     """Read the species and sessions asked for; default to every identified day in two equal sessions."""
     user = request.user
     species_qs = Species.objects.filter(
@@ -209,6 +209,8 @@ def _population_setup(request: HttpRequest, project: Project) -> PopulationSetup
     form = PopulationForm(params, species=species_qs)
     if form.is_valid():
         data = form.cleaned_data
+    elif not fallback:
+        return PopulationSetup(form)
     else:
         # A mistake in the sessions shows the results of the defaults next to the error, not an empty page.
         default = PopulationForm(
@@ -262,7 +264,7 @@ def population_mark(request: HttpRequest, pk: int) -> HttpResponse:
     """The capture histories of the population page as a Program MARK .inp file (export right needed)."""
     user = request.user
     project = get_for(user, Project.objects.all(), Action.EXPORT, pk=pk)
-    setup = _population_setup(request, project)
+    setup = _population_setup(request, project, fallback=False)  # a download is of what was asked, or none
     if setup.species is None or not setup.sessions:
         return HttpResponse("Choose a species with identified individuals and valid sessions.", status=400)
     histories = selectors.capture_histories(user, project, setup.species, setup.sessions)
@@ -295,36 +297,78 @@ def sighting_create(request: HttpRequest) -> HttpResponse:
     if (project_id := parse_id(request.GET.get("project"))) is not None:
         initial["project"] = project_id
     form = SightingForm(request.POST or None, request.FILES or None, user=user, initial=initial)
-    if request.method == "POST" and form.is_valid():
+    if request.method != "POST":
+        return render(request, "catalog/sighting_form.html", _form_context(form, ""))
+    sent = [services.PhotoUpload(f.name or "photo", f) for f in request.FILES.getlist("photos")]
+    kept = request.POST.get("kept_photos", "")
+    photos = sent or drafts.uploads(user, kept)  # none sent this time: those kept from an earlier try
+    if form.is_valid():
         data = form.cleaned_data
-        photos = [services.PhotoUpload(f.name or "photo", f) for f in data["photos"]]
-        species, crops = data["species"], data["photos_are_crops"]
-        viewpoint = data["viewpoint"] or "unknown"
+        warnings = [] if data["confirm"] else form.warnings()
         try:
-            if species is not None:
-                services.check_annotation_vocabulary(species, viewpoint, data["body_part"])
-            sighting = services.sighting_create(
-                actor=user,
-                project=data["project"],
-                data=services.SightingData.from_mapping(data),
-                photos=photos,
-                # Whole-photo boxes only for photos cropped to the animal: otherwise the background is
-                # matched too, so the next page asks for the animal's box (one drag) first.
-                species=species if crops else None,
-                viewpoint=viewpoint,
-                body_part=data["body_part"],
-                photos_are_crops=crops,
-            )
+            if not photos:
+                raise ValidationError({"photos": ["Add at least one photo."]})
+            if warnings:
+                raise ValidationError({"confirm": warnings})
+            sighting = _create_sighting(user, data, photos)
         except ValidationError as exc:
             _attach_errors(form, exc)
         else:
-            url = reverse("sighting-detail", args=[sighting.pk])
-            if species is not None and not crops:
-                marking = {"species": species.pk, "viewpoint": viewpoint, "body_part": data["body_part"]}
-                url += "?" + urlencode(marking) + "#annotate"
-            return redirect(url)
-    status = 400 if form.errors else 200
-    return render(request, "catalog/sighting_form.html", {"form": form}, status=status)
+            drafts.discard(user, kept)
+            return redirect(_after_create(sighting, data))
+    if sent and "photos" not in form.errors:
+        # The user corrects a field, not the photos: they are kept for the next try (a refused photo
+        # keeps none: a rejected upload leaves no file).
+        kept = drafts.keep(user, sent)
+    return render(request, "catalog/sighting_form.html", _form_context(form, kept), status=400)
+
+
+def _form_context(form: SightingForm, kept: str) -> dict[str, Any]:
+    user = form.user
+    return {
+        "form": form,
+        "kept": kept,
+        "kept_names": drafts.names(user, kept),
+        # The place picker's map (static/js/map.js): tiles as configured, the fields it fills.
+        "map_settings": {
+            "tiles": settings.RESIGHT_MAP_TILES_URL,
+            "attribution": settings.RESIGHT_MAP_ATTRIBUTION,
+            "points": [],
+            "pick": {"element": "place-map", "lat": "id_latitude", "lon": "id_longitude"},
+        },
+    }
+
+
+def _create_sighting(user: AnyUser, data: dict[str, Any], photos: list[services.PhotoUpload]) -> Sighting:
+    species, crops = data["species"], data["photos_are_crops"]
+    viewpoint = data["viewpoint"] or "unknown"
+    if species is not None:
+        services.check_annotation_vocabulary(species, viewpoint, data["body_part"])
+    return services.sighting_create(
+        actor=user,
+        project=data["project"],
+        data=services.SightingData.from_mapping(data),
+        photos=photos,
+        # Whole-photo boxes only for photos cropped to the animal: otherwise the background is matched
+        # too, so the next page asks for the animal's box (one drag) first.
+        species=species if crops else None,
+        viewpoint=viewpoint,
+        body_part=data["body_part"],
+        photos_are_crops=crops,
+    )
+
+
+def _after_create(sighting: Sighting, data: dict[str, Any]) -> str:
+    url = reverse("sighting-detail", args=[sighting.pk])
+    species = data["species"]
+    if species is not None and not data["photos_are_crops"]:
+        marking = {
+            "species": species.pk,
+            "viewpoint": data["viewpoint"] or "unknown",
+            "body_part": data["body_part"],
+        }
+        url += "?" + urlencode(marking) + "#annotate"
+    return url
 
 
 def _attach_errors(form: forms.BaseForm, exc: ValidationError) -> None:

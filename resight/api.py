@@ -17,7 +17,7 @@ from resight.permissions import Action, organizations_administered, projects_for
 class ProjectSerializer(serializers.ModelSerializer[Project]):
     class Meta:
         model = Project
-        fields = ["id", "organization", "name", "slug", "description", "created_at"]
+        fields = ["id", "organization", "name", "slug", "description", "time_zone", "created_at"]
         read_only_fields = ["created_at"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from resight.validators import validate_time_zone
+
 
 class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
@@ -49,6 +51,12 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80)
     description = models.TextField(blank=True)
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="Where the project works: new sightings start in this IANA zone",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     policy_project_path = "pk"

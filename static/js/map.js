@@ -41,18 +41,49 @@
     return new Grid({ attribution: "Grid: no map tiles configured" });
   }
 
+  function baseLayer(data) {
+    return data.tiles ? L.tileLayer(data.tiles, { maxZoom: 18, attribution: data.attribution }) : gridLayer();
+  }
+
+  // A form's place picker: a click on the map fills its latitude and longitude fields, and typing in them
+  // moves the marker (data.pick names the map element and the two fields).
+  function pick(data) {
+    var element = document.getElementById(data.pick.element);
+    var lat = document.getElementById(data.pick.lat);
+    var lon = document.getElementById(data.pick.lon);
+    if (!element || !lat || !lon) return;
+    var map = L.map(element, { scrollWheelZoom: false }).setView([0, 20], 2);
+    baseLayer(data).addTo(map);
+    var marker = null;
+    function show() {
+      var a = parseFloat(lat.value), b = parseFloat(lon.value);
+      if (!isFinite(a) || !isFinite(b)) return;
+      if (marker) { marker.setLatLng([a, b]); } else {
+        marker = L.circleMarker([a, b], { radius: 7, color: "#1d4633", fillColor: "#2f6f4e", fillOpacity: 0.9 }).addTo(map);
+      }
+      map.setView([a, b], Math.max(map.getZoom(), 9));
+    }
+    map.on("click", function (e) {
+      lat.value = e.latlng.lat.toFixed(5);
+      lon.value = L.Util.wrapNum(e.latlng.lng, [-180, 180], true).toFixed(5);
+      show();
+    });
+    lat.addEventListener("change", show);
+    lon.addEventListener("change", show);
+    show();
+    element.dataset.ready = "1";
+  }
+
   function draw() {
-    var element = document.getElementById("map");
     var source = document.getElementById("map-data");
-    if (!element || !source || typeof L === "undefined") return;
+    if (!source || typeof L === "undefined") return;
     var data = JSON.parse(source.textContent);
+    if (data.pick) { pick(data); return; }
+    var element = document.getElementById("map");
+    if (!element) return;
     if (!data.points.length) { element.hidden = true; return; }
     var map = L.map(element, { scrollWheelZoom: false });
-    if (data.tiles) {
-      L.tileLayer(data.tiles, { maxZoom: 18, attribution: data.attribution }).addTo(map);
-    } else {
-      gridLayer().addTo(map);
-    }
+    baseLayer(data).addTo(map);
     var bounds = [];
     data.points.forEach(function (p) {
       if (p.radius_m) {

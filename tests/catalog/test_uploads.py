@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from PIL import Image
 
-from catalog import services
+from catalog import drafts, services
 from catalog.models import Annotation, MediaAsset, Sighting
 from resight.models import AuditEvent
 from tests.conftest import World, photo_bytes, upload
@@ -227,3 +227,43 @@ def test_sighting_without_any_time_is_refused_clearly(world: World) -> None:
             data=services.SightingData(),
             photos=[upload("n.jpg", photo_bytes(seed=48))],
         )
+
+
+def test_new_sighting_keeps_its_photos_when_a_field_is_wrong_and_asks_to_confirm_odd_values(
+    world: World,
+) -> None:
+    """A time zone mistake does not lose the photos; unusual values are saved only once confirmed; a form
+    sent without any photo is refused (the browser's own check bypassed)."""
+    client = Client()
+    client.force_login(world.users["contributor"])
+    photo = io.BytesIO(photo_bytes(seed=901))
+    photo.name = "kept.jpg"
+    fields = {"project": world.project.pk, "observed_at": "2025-05-01T10:00", "time_zone": "Mars/Olympus"}
+    first = client.post("/sightings/new/", {**fields, "photos": [photo]})
+    assert first.status_code == 400 and "kept.jpg" in first.content.decode()
+    kept = first.context["kept"]
+    assert kept and MediaAsset.objects.count() == 2  # nothing stored in the catalogue yet
+
+    odd = {**fields, "time_zone": "UTC", "kept_photos": kept, "latitude": 0, "longitude": 0}
+    second = client.post("/sightings/new/", odd)
+    assert second.status_code == 400 and "Gulf of Guinea" in second.content.decode()
+    third = client.post("/sightings/new/", {**odd, "kept_photos": second.context["kept"], "confirm": "on"})
+    assert third.status_code == 302, third.content.decode()[:500]
+    assert MediaAsset.objects.filter(original_filename="kept.jpg").count() == 1
+    assert drafts.files(world.users["contributor"], second.context["kept"]) == []  # used, then removed
+
+    stranger = Client()
+    stranger.force_login(world.users["curator"])
+    assert drafts.files(world.users["curator"], kept) == []  # a token is its user's only
+    empty = client.post("/sightings/new/", {**fields, "time_zone": "UTC"})
+    assert empty.status_code == 400 and "Add at least one photo" in empty.content.decode()
+
+
+def test_new_sighting_offers_the_only_project_and_its_time_zone(world: World) -> None:
+    world.project.time_zone = "Africa/Nairobi"
+    world.project.save()
+    client = Client()
+    client.force_login(world.users["contributor"])
+    form = client.get("/sightings/new/").context["form"]
+    assert form.initial["project"] == world.project.pk and form.initial["time_zone"] == "Africa/Nairobi"
+    assert form.choices_data["species"][world.leopard.pk]["viewpoints"] == ["left", "right"]
