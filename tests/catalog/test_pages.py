@@ -115,3 +115,13 @@ def test_the_individuals_list_shows_a_photo_of_each(world: World) -> None:
     client.force_login(world.users["curator"])
     html = client.get("/individuals/").content.decode()
     assert f"/annotations/{world.annotation.pk}/crop/" in html and 'alt="L1"' in html
+
+
+def test_pages_offer_no_form_to_those_who_may_not_use_it(world: World) -> None:
+    viewer = Client()
+    viewer.force_login(world.users["viewer"])
+    dashboard = viewer.get("/").content.decode()
+    assert "New sighting" not in dashboard and "Bulk upload" not in dashboard and ">Review<" not in dashboard
+    for url, words in (("/sightings/new/", "add sightings"), ("/uploads/", "upload to any project")):
+        html = viewer.get(url).content.decode()
+        assert f"You may not {words}" in html and 'type="file"' not in html
