@@ -1,6 +1,6 @@
-"""Fine-tuning (ml_service.training, splits, finetune): the loss pieces, the paper's split rules, a short
-deterministic run on small real-format images that resumes exactly after an interruption, and the exported
-model embedding like any other version."""
+"""Fine-tuning (ml_service.training, augment, splits, finetune): the loss pieces, the paper's split rules, the
+decoded cache and the augmentation on the device, a short deterministic run on small real-format images that
+resumes exactly after an interruption, and the exported model embedding like any other version."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from catalog import synthetic
-from ml_service import embedding, splits, training
+from ml_service import augment, embedding, splits, training
 from ml_service.evaluation import Item
 from ml_service.imaging import crop, load_oriented
 
@@ -72,7 +73,7 @@ def test_the_split_follows_the_paper(tmp_path: Path) -> None:
     assert splits.paper_split(items, 0.5, seed=3) == split  # deterministic
 
 
-CONFIG = training.TrainConfig(image_size=64, epochs=3, batch_size=8, warmup_epochs=0.5, seed=7, device="cpu")
+CONFIG = training.TrainConfig(image_size=64, epochs=3, batch_size=4, warmup_epochs=0.5, seed=7, device="cpu")
 
 
 def samples(items: list[Item]) -> list[training.Sample]:
@@ -88,7 +89,13 @@ def test_a_run_is_deterministic_and_resumes_exactly_after_an_interruption(tmp_pa
 
     first = training.train(data, tmp_path / "cut", CONFIG, stop_after=1)  # "killed" after one epoch
     assert len(first.epochs) == 1 and not (tmp_path / "cut" / "checkpoint.pt.tmp").exists()
+    cache = tmp_path / "cut" / f"decoded-{augment.cache_size(CONFIG.image_size)}.u8"
+    assert cache.is_file()  # kept for the resumed run, which reuses it
+    built = cache.stat().st_mtime_ns
+    resumed = training.train(data, tmp_path / "cut", CONFIG, stop_after=1)
+    assert len(resumed.epochs) == 2 and cache.stat().st_mtime_ns == built
     resumed = training.train(data, tmp_path / "cut", CONFIG)
+    assert not cache.exists() and not list((tmp_path / "whole").glob("decoded-*"))  # finished: removed
     assert [round(e.loss, 5) for e in resumed.epochs] == [round(e.loss, 5) for e in whole.epochs]
     a = torch.load(tmp_path / "whole" / training.EXPORT, weights_only=True)["state"]
     b = torch.load(tmp_path / "cut" / training.EXPORT, weights_only=True)["state"]
@@ -126,3 +133,61 @@ def test_an_empty_test_set_scores_nothing_instead_of_failing(tmp_path: Path) -> 
 
     report = evaluation.evaluate([], embedding.MobileNetV2ImageNet())
     assert report["results"] == {} and report["images"] == 0
+
+
+def test_the_cache_holds_the_pixels_a_fresh_decode_gives(tmp_path: Path) -> None:
+    paths = [i.path for i in make_dataset(tmp_path / "data", individuals=2, photos=3)]
+    size = augment.cache_size(64)
+    cache = augment.DecodedCache(tmp_path / "run", paths, size, threads=2)
+    assert cache.array.shape == (6, size, size, 3) and cache.array.dtype == np.uint8
+    for k, path in enumerate(paths):
+        # Decoded afresh and resized another way (torch's antialiased bilinear): within a grey level or so.
+        full = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].float()
+        fresh = torch.nn.functional.interpolate(full, size=(size, size), mode="bilinear", antialias=True)
+        difference = (cache.batch([k])[0].permute(2, 0, 1).float() - fresh[0].round()).abs()
+        assert difference.mean() < 0.5 and difference.max() <= 2
+    # End to end at the network's input: the cached path without augmentation gives what the per-image path
+    # gives, within the second resize's tolerance.
+    plain = training.transforms(training.TrainConfig(image_size=64), train=False)
+    before = torch.stack([plain(load_oriented(p)) for p in paths])
+    device = augment.DeviceAugment(64, True, embedding.IMAGENET_MEAN, embedding.IMAGENET_STD)
+    after = device(cache.batch(range(6)), torch.Generator(), train=False)
+    std = torch.tensor(embedding.IMAGENET_STD).view(1, 3, 1, 1)
+    assert after.shape == before.shape and ((after - before) * std).abs().mean() < 0.01
+
+    built = cache.data_path.stat().st_mtime_ns
+    again = augment.DecodedCache(tmp_path / "run", paths, size)
+    assert again.data_path.stat().st_mtime_ns == built  # a resumed run reuses it
+    other = augment.DecodedCache(tmp_path / "run", paths[:4], size)
+    assert len(other) == 4  # other images: built again
+    other.remove()
+    assert not list((tmp_path / "run").iterdir())
+
+
+def test_augmentation_on_the_device_is_deterministic_and_keeps_shapes_and_ranges() -> None:
+    images = torch.randint(0, 256, (16, 74, 74, 3), generator=torch.Generator().manual_seed(0)).byte()
+    kept = images.clone()
+    device = augment.DeviceAugment(64, True, embedding.IMAGENET_MEAN, embedding.IMAGENET_STD)
+    a = device(images, torch.Generator().manual_seed(1))
+    b = device(images, torch.Generator().manual_seed(1))
+    c = device(images, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(images, kept)  # the cached batch is not written to
+    assert a.shape == (16, 3, 64, 64) and a.dtype == torch.float32
+    assert a.is_contiguous(memory_format=torch.channels_last)
+    mean = torch.tensor(embedding.IMAGENET_MEAN).view(1, 3, 1, 1)
+    pixels = a * torch.tensor(embedding.IMAGENET_STD).view(1, 3, 1, 1) + mean
+    assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+
+    # With every other draw fixed at "no change", the geometry is the resize alone or its mirror image, and
+    # never the mirror image when left and right are separate identities.
+    fixed = dict(degrees=0.0, translate=0.0, scale=(1.0, 1.0), p_clahe=0.0, p_sharpen=0.0, p_jitter=0.0)
+    mean_std = (embedding.IMAGENET_MEAN, embedding.IMAGENET_STD)
+    flips_only = augment.DeviceAugment(64, True, *mean_std, **fixed)  # type: ignore[arg-type]
+    plain = flips_only(images, torch.Generator(), train=False)
+    out = flips_only(images, torch.Generator().manual_seed(3))
+    mirrored = [torch.allclose(o, p.flip(-1), atol=1e-4) for o, p in zip(out, plain, strict=True)]
+    same = [torch.allclose(o, p, atol=1e-4) for o, p in zip(out, plain, strict=True)]
+    assert all(m or s for m, s in zip(mirrored, same, strict=True)) and any(mirrored) and any(same)
+    sides_apart = augment.DeviceAugment(64, False, *mean_std, **fixed)  # type: ignore[arg-type]
+    assert torch.allclose(sides_apart(images, torch.Generator().manual_seed(3)), plain, atol=1e-4)
