@@ -1,9 +1,11 @@
-"""Fine-tuning (ml_service.training, augment, splits, finetune): the loss pieces, the paper's split rules, the
-decoded cache and the augmentation on the device, a short deterministic run on small real-format images that
-resumes exactly after an interruption, and the exported model embedding like any other version."""
+"""Fine-tuning (ml_service.training, augment, splits, retrain, finetune): the loss pieces, the paper's split
+rules, the decoded cache and the augmentation on the device, a short deterministic run on small real-format
+images that resumes exactly after an interruption, the exported model embedding like any other version, and
+the one retraining path scoring the starting and the trained model per species."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import torch
 from PIL import Image
 
 from catalog import synthetic
-from ml_service import augment, embedding, splits, training
+from ml_service import augment, embedding, retrain, splits, training
 from ml_service.evaluation import Item
 from ml_service.imaging import crop, load_oriented
 
@@ -191,3 +193,71 @@ def test_augmentation_on_the_device_is_deterministic_and_keeps_shapes_and_ranges
     assert all(m or s for m, s in zip(mirrored, same, strict=True)) and any(mirrored) and any(same)
     sides_apart = augment.DeviceAugment(64, False, *mean_std, **fixed)  # type: ignore[arg-type]
     assert torch.allclose(sides_apart(images, torch.Generator().manual_seed(3)), plain, atol=1e-4)
+
+
+def test_the_species_rows_weight_each_viewpoint_by_its_queries() -> None:
+    def m(queries: int, top1: float) -> dict[str, dict[str, float]]:
+        return {"global": {"queries": queries, "top1": top1, "top5": 100.0, "top10": 100.0, "mAP": top1}}
+
+    report = {"results": {"leopard/left": m(3, 100.0), "leopard/right": m(1, 0.0), "zebra/left": m(0, 0.0)}}
+    items = [
+        Item(Path("a"), "x", "leopard", "left"),
+        Item(Path("b"), "x", "leopard", "right"),
+        Item(Path("c"), "y", "zebra", "left"),
+    ]
+    rows = retrain.per_species(report, items)
+    assert rows["leopard"] == {"queries": 4, "top1": 75.0, "top5": 100.0, "top10": 100.0, "mAP": 75.0}
+    assert rows["zebra"]["queries"] == 0
+    assert retrain.mean_top1(rows) == 75.0  # a species without queries does not count
+
+
+def test_one_retraining_path_scores_the_start_and_the_trained_model_per_species(tmp_path: Path) -> None:
+    items = make_dataset(tmp_path / "leopards", individuals=4, photos=6)
+    items += [dataclasses.replace(i, species="zebra") for i in make_dataset(tmp_path / "zebras", 4, 6)]
+    config = training.TrainConfig(image_size=64, epochs=2, batch_size=4, device="cpu")
+    calls: dict[str, int] = {"split": 0, "epochs": 0, "trained": 0, "start": 0}
+
+    def start_model() -> embedding.EmbeddingModel:
+        calls["start"] += 1
+        model = embedding.MobileNetV2ImageNet()
+        model.preprocessing, model.runtime = embedding.Preprocessing(size=64), "torch"
+        return model
+
+    def run(stop_after: int | None) -> retrain.Result:
+        return retrain.fine_tune(
+            items,
+            tmp_path / "run-3",
+            config,
+            start_model,
+            split_seed=5,
+            test_fraction=1.0,  # every testable individual: both species are in the test set
+            on_split=lambda split: calls.__setitem__("split", calls["split"] + 1),
+            log=lambda entry: calls.__setitem__("epochs", calls["epochs"] + 1),
+            on_trained=lambda history: calls.__setitem__("trained", calls["trained"] + 1),
+            stop_after=stop_after,
+        )
+
+    cut = run(stop_after=1)  # interrupted: nothing scored yet
+    assert (
+        not cut.complete and not cut.scores and calls == {"split": 1, "epochs": 1, "trained": 0, "start": 0}
+    )
+    result = run(stop_after=None)  # resumed
+    assert result.complete and calls == {"split": 2, "epochs": 2, "trained": 1, "start": 1}
+    assert result.split == cut.split == splits.paper_split(items, 1.0, seed=5)
+    assert result.trained is not None and result.trained.key == "finetuned-mobilenetv2@run-3"
+    unseen = result.split.unseen_test()
+    for model in ("start", "trained"):
+        test, unseen_scores = result.scores[model]["test"], result.scores[model]["unseen"]
+        assert set(test) == {"leopard", "zebra"} == {i.species for i in result.split.test}
+        assert set(unseen_scores) == {i.species for i in unseen}
+        for species, row in test.items():
+            # Every test photo is a query: its individual has test photos from other encounters.
+            assert row["queries"] == sum(i.species == species for i in result.split.test)
+            assert all(0 <= row[k] <= 100 for k in retrain.METRICS) and row["top1"] <= row["top5"]
+        assert sum(r["queries"] for r in unseen_scores.values()) == len(unseen)
+    expected = retrain.mean_top1(result.scores["trained"]["test"]) - retrain.mean_top1(
+        result.scores["start"]["test"]
+    )
+    assert result.gain == pytest.approx(expected)
+    table = retrain.format_table(result, {"start": "imagenet-mobilenetv2", "trained": "fine-tuned"})
+    assert "zebra" in table and "fine-tuned" in table and "gain" in table
