@@ -1,13 +1,14 @@
 """Fine-tune the re-identification model on a dataset folder and compare it with the starting model on the
-same held-out split, outside the web app:
+same held-out split, per species, outside the web app:
 
     python -m ml_service.finetune ../shared/datasets/dogfacenet-dev --out runs/dogs --epochs 10
 
 The folder is laid out like ../shared/datasets/* (`images/<individual>/*.jpg` and `metadata.csv` with
-path, individual_id[, viewpoint, species, encounter]). The split follows the MiewID paper
-(ml_service.splits); training is ml_service.training (checkpointed every epoch: run the same command again
-to resume). The report (terminal table and `report.json`) gives one-vs-all top-1/5/10 and mAP of the
-starting model and the trained one on the test set, and on its individuals unseen in training.
+path, individual_id[, viewpoint, species, encounter]). This is the platform's retraining path
+(ml_service.retrain): the MiewID paper's split, training (ml_service.training, checkpointed every epoch: run
+the same command again to resume), then one-vs-all top-1/5/10 and mAP per species of the starting model and
+the trained one on every test photo and on the test individuals unseen in training (a terminal table and
+`report.json`).
 """
 
 from __future__ import annotations
@@ -17,46 +18,15 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 from tqdm import tqdm
 
-from ml_service import evaluation, splits, training
-from ml_service.embedding import EmbeddingModel, FineTuned, get_model
+from ml_service import evaluation, retrain, splits, training
+from ml_service.embedding import get_model
 
 T = TypeVar("T")
-
-
-def samples_of(items: Sequence[evaluation.Item], sides_apart: bool) -> list[training.Sample]:
-    """Training identities: species/individual, and the side too when left and right are separate."""
-    return [
-        training.Sample(i.path, splits.identity(i) + (f"/{i.viewpoint}" if sides_apart else ""))
-        for i in items
-    ]
-
-
-def score(model: EmbeddingModel, split: splits.Split, progress: evaluation.Progress) -> dict[str, Any]:
-    """One-vs-all on the test set and on its unseen individuals; the global embedding alone."""
-    out: dict[str, Any] = {}
-    for name, items in (("test", split.test), ("unseen", split.unseen_test())):
-        report = evaluation.evaluate(items, model, [], progress=progress)
-        out[name] = {group: methods["global"] for group, methods in report["results"].items()}  # type: ignore[attr-defined]
-    return out
-
-
-def table(results: dict[str, dict[str, Any]]) -> str:
-    lines = [
-        f"{'model':<34}{'set':<8}{'group':<28}{'queries':>8}{'top-1':>8}{'top-5':>8}{'top-10':>8}{'mAP':>8}"
-    ]
-    for model, sets in results.items():
-        for name, groups in sets.items():
-            for group, m in groups.items():
-                lines.append(
-                    f"{model:<34}{name:<8}{group:<28}{m['queries']:>8}{m['top1']:>8.1f}{m['top5']:>8.1f}"
-                    f"{m['top10']:>8.1f}{m['mAP']:>8.1f}"
-                )
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +47,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sides-apart", action="store_true", help="left and right are separate identities")
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=0, help="data loading processes")
+    parser.add_argument(
+        "--pipeline",
+        choices=training.PIPELINES,
+        default="cached",
+        help="cached: decode once, augment on the device; decode: PIL/OpenCV per image and step",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="threads decoding the cache (cached); loader processes (decode)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--limit-individuals", type=int, default=None)
@@ -88,13 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     def bar(items: Iterable[T], label: str, total: int) -> Iterable[T]:
         return tqdm(items, desc=label, total=total, leave=False)
 
-    items = evaluation.read_dataset(args.dataset, args.limit_individuals)
-    split = splits.paper_split(items, args.test_fraction, args.seed)
-    print(
-        f"split: {len(split.train)} training photos of "
-        f"{len({splits.identity(i) for i in split.train})} individuals; {len(split.test)} test photos, "
-        f"{len(split.unseen)} test individuals unseen in training"
-    )
     config = training.TrainConfig(
         backbone=args.backbone,
         image_size=args.image_size,
@@ -106,8 +80,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         workers=args.workers,
         device=args.device,
+        pipeline=args.pipeline,
     )
-    began = time.monotonic()
+
+    def split_made(split: splits.Split) -> None:
+        print(
+            f"split: {len(split.train)} training photos of "
+            f"{len({splits.identity(i) for i in split.train})} individuals; {len(split.test)} test photos, "
+            f"{len(split.unseen)} test individuals unseen in training"
+        )
+        counts = (retrain.species_counts(split.train), retrain.species_counts(split.test))
+        for species in sorted(set(counts[0]) | set(counts[1])):
+            t, s = (c.get(species, {}) for c in counts)
+            print(
+                f"  {species}: training {t.get('photos', 0)} photos of {t.get('individuals', 0)} "
+                f"individuals; test {s.get('photos', 0)} photos of {s.get('individuals', 0)}"
+            )
 
     def log(e: training.EpochLog) -> None:
         print(
@@ -116,24 +104,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
 
-    history = training.train(samples_of(split.train, args.sides_apart), args.out, config, log=log)
-    trained_seconds = time.monotonic() - began
-    results = {
-        args.base: score(get_model(args.base), split, bar),
-        "fine-tuned": score(FineTuned(args.out / training.EXPORT), split, bar),
-    }
-    print(table(results))
+    began, seconds = time.monotonic(), {"training": 0.0}
+
+    def trained(history: training.History) -> None:
+        seconds["training"] = time.monotonic() - began
+        print(f"trained in {seconds['training']:.0f} s this call; scoring both models on the split")
+
+    result = retrain.fine_tune(
+        evaluation.read_dataset(args.dataset, args.limit_individuals),
+        args.out,
+        config,
+        lambda: get_model(args.base),
+        split_seed=args.seed,
+        test_fraction=args.test_fraction,
+        sides_apart=args.sides_apart,
+        on_split=split_made,
+        log=log,
+        on_trained=trained,
+        progress=bar,
+    )
+    names = {"start": args.base, "trained": "fine-tuned"}
+    print(retrain.format_table(result, names))
     report = {
         "dataset": str(args.dataset),
         "split": {
-            "train": len(split.train),
-            "test": len(split.test),
-            "unseen_individuals": len(split.unseen),
+            "train": len(result.split.train),
+            "test": len(result.split.test),
+            "unseen_individuals": len(result.split.unseen),
+            "species": {
+                "train": retrain.species_counts(result.split.train),
+                "test": retrain.species_counts(result.split.test),
+            },
         },
-        "config": history.config,
-        "epochs": [e.__dict__ for e in history.epochs],
-        "training_seconds_this_call": round(trained_seconds, 1),
-        "results": results,
+        "config": result.history.config,
+        "epochs": [e.__dict__ for e in result.history.epochs],
+        "training_seconds_this_call": round(seconds["training"], 1),
+        "results": {names[model]: sets for model, sets in result.scores.items()},
+        "gain_top1": round(result.gain, 2),
     }
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     print(f"report: {args.out / 'report.json'}")

@@ -6,7 +6,10 @@
 - Loss: sub-center ArcFace (k = 3 sub-centres per identity) with dynamic margins from class frequency
   (rare identities get larger margins: m_c = a * n_c^(-1/4) + b, scaled into [margin_min, margin_max]).
 - Augmentation: colour jitter, sharpening, CLAHE, shift/scale/rotation (and no flips when the left and right
-  sides are separate identities).
+  sides are separate identities). By default each image is decoded once into a cache in the run folder and
+  whole batches are augmented on the training device (`ml_service.augment`, pipeline "cached"); pipeline
+  "decode" decodes and augments every image at every step with PIL/OpenCV in loader processes (the former
+  path, kept for comparison: benchmarks/training.py).
 - Schedule: linear warm-up, then exponential decay per epoch; AdamW.
 - Optional hard-negative mining: batches built from an identity and its nearest identities (by their ArcFace
   centres), so the loss sees the confusable animals together.
@@ -33,10 +36,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
 from torchvision.transforms import v2
 
+from ml_service.augment import DecodedCache, DeviceAugment, cache_size
 from ml_service.embedding import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNetwork
+from ml_service.imaging import load_oriented
 
 CHECKPOINT = "checkpoint.pt"
 EXPORT = "model.pt"
@@ -66,8 +71,12 @@ class TrainConfig:
     hard_negatives: bool = False
     flips: bool = True  # False when left and right sides are separate identities
     seed: int = 0
-    workers: int = 0
+    workers: int = 0  # "decode": loader processes; "cached": threads decoding the cache
     device: str = "auto"
+    pipeline: str = "cached"  # or "decode": PIL/OpenCV per image and step (PIPELINES)
+
+
+PIPELINES = ("cached", "decode")
 
 
 # --- augmentation ----------------------------------------------------------------------------------------
@@ -121,10 +130,79 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         sample = self.samples[index]
-        with Image.open(sample.path) as image:
-            tensor = self.transform(image.convert("RGB"))
+        tensor = self.transform(load_oriented(sample.path))
         assert isinstance(tensor, torch.Tensor)
         return tensor, self.classes[sample.label]
+
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # normalised channels-last images and labels, on the device
+
+
+class DecodingInput:
+    """Pipeline "decode": every image decoded and augmented at every step (PIL/OpenCV, `transforms`), in
+    `workers` loader processes; the batches then move to the device."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        classes: dict[str, int],
+        config: TrainConfig,
+        batches: BatchSampler | NeighbourBatches,
+        device: torch.device,
+    ) -> None:
+        dataset = ImageDataset(samples, classes, transforms(config, train=True))
+        self.loader = DataLoader(dataset, batch_sampler=batches, num_workers=config.workers)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for images, labels in self.loader:
+            yield images.to(self.device, memory_format=torch.channels_last), labels.to(self.device)
+
+
+class CachedInput:
+    """Pipeline "cached": batches gathered from the decoded cache (`out/decoded-<size>.u8`, built on first
+    use) as uint8, moved to the device and augmented there as a whole (`DeviceAugment`)."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        classes: dict[str, int],
+        config: TrainConfig,
+        batches: BatchSampler | NeighbourBatches,
+        device: torch.device,
+        out: Path,
+        generator: torch.Generator,
+    ) -> None:
+        paths = [s.path for s in samples]
+        self.cache = DecodedCache(out, paths, cache_size(config.image_size), threads=config.workers)
+        self.labels = torch.tensor([classes[s.label] for s in samples])
+        self.augment = DeviceAugment(config.image_size, config.flips, IMAGENET_MEAN, IMAGENET_STD)
+        self.batches, self.device, self.generator = batches, device, generator
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for indices in self.batches:
+            images = self.cache.batch(indices)
+            if self.device.type == "cuda":
+                images = images.pin_memory()  # an asynchronous copy: the CPU gathers the next batch meanwhile
+            images = images.to(self.device, non_blocking=True)
+            yield self.augment(images, self.generator), self.labels[indices].to(self.device)
+
+
+def index_batches(
+    labels: Sequence[int], config: TrainConfig, generator: torch.Generator
+) -> BatchSampler | NeighbourBatches:
+    """The batches of an epoch as lists of sample indices: shuffled (the last short batch dropped), or
+    hard-negative batches (`NeighbourBatches`)."""
+    if config.hard_negatives:
+        return NeighbourBatches(labels, config.batch_size, 4, config.seed)
+    shuffled = RandomSampler(range(len(labels)), generator=generator)
+    return BatchSampler(shuffled, config.batch_size, drop_last=len(labels) > config.batch_size)
 
 
 # --- the network and the loss ----------------------------------------------------------------------------
@@ -262,6 +340,8 @@ def train(
 ) -> History:
     """Train on `samples`, checkpointing into `out` after every epoch; resumes from `out` when a checkpoint
     is there. `stop_after` ends the call after that many epochs of this call (the tests interrupt a run)."""
+    if config.pipeline not in PIPELINES:
+        raise ValueError(f"Unknown input pipeline {config.pipeline!r}; known: {', '.join(PIPELINES)}")
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
     device = pick_device(config.device)
@@ -283,26 +363,11 @@ def train(
         {"params": [*network.pool.parameters(), *network.bn.parameters(), *head.parameters()]},
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    dataset = ImageDataset(samples, index, transforms(config, train=True))
-    generator = torch.Generator().manual_seed(config.seed)
-    sampler = (
-        NeighbourBatches([index[s.label] for s in samples], config.batch_size, 4, config.seed)
-        if config.hard_negatives
-        else None
-    )
-    loader = (
-        DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers)
-        if sampler is not None
-        else DataLoader(
-            dataset,
-            batch_size=config.batch_size,
-            shuffle=True,
-            drop_last=len(dataset) > config.batch_size,
-            num_workers=config.workers,
-            generator=generator,
-        )
-    )
-    steps = len(loader)
+    generator = torch.Generator().manual_seed(config.seed)  # the batches' order
+    augment_rng = torch.Generator().manual_seed(config.seed + 1)  # the cached pipeline's augmentations
+    batches = index_batches([index[s.label] for s in samples], config, generator)
+    sampler = batches if isinstance(batches, NeighbourBatches) else None
+    steps = len(batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [_schedule(config, steps)] * 2)
     history = History(asdict(config), classes)
     start = 0
@@ -323,28 +388,36 @@ def train(
         np.random.set_state(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
         generator.set_state(state["loader_rng"])
+        augment_rng.set_state(state["augment_rng"])
         if sampler is not None:
             sampler.rng.setstate(state["sampler_rng"])
-    for epoch in range(start, config.epochs):
-        if stop_after is not None and epoch - start >= stop_after:
-            break
+    end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
+    inputs: CachedInput | DecodingInput | None = None
+    if start < end:  # the cache is only built when there is an epoch to train
+        inputs = (
+            CachedInput(samples, index, config, batches, device, out, augment_rng)
+            if config.pipeline == "cached"
+            else DecodingInput(samples, index, config, batches, device)
+        )
+    for epoch in range(start, end):
+        assert inputs is not None
         if sampler is not None and epoch > 0:
             sampler.update(head.centres().cpu())
         network.train()
-        began, total, seen = time.monotonic(), 0.0, 0
-        for images, labels in loader:
-            images = images.to(device, memory_format=torch.channels_last)
-            labels = labels.to(device)
+        began, seen = time.monotonic(), 0
+        # The loss sums on the device: no synchronisation per step, so the next batch is prepared meanwhile.
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for images, labels in inputs:
             loss = head(network(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += loss.item() * len(labels)
+            total += loss.detach().double() * len(labels)
             seen += len(labels)
         seconds = time.monotonic() - began
         lr = float(scheduler.get_last_lr()[1])
-        entry = EpochLog(epoch + 1, total / max(seen, 1), lr, seconds, seen / seconds)
+        entry = EpochLog(epoch + 1, total.item() / max(seen, 1), lr, seconds, seen / seconds)
         history.epochs.append(entry)
         state = {
             "network": network.state_dict(),
@@ -358,12 +431,15 @@ def train(
             "numpy_rng": np.random.get_state(),
             "torch_rng": torch.get_rng_state(),
             "loader_rng": generator.get_state(),
+            "augment_rng": augment_rng.get_state(),
             "sampler_rng": sampler.rng.getstate() if sampler is not None else None,
         }
         # Write then rename: a run killed mid-write keeps its previous checkpoint intact.
         torch.save(state, out / f"{CHECKPOINT}.tmp")
         (out / f"{CHECKPOINT}.tmp").replace(checkpoint)
         log(entry)  # after the checkpoint: what is reported done is never redone after a crash
+    if isinstance(inputs, CachedInput) and len(history.epochs) == config.epochs:
+        inputs.cache.remove()  # a finished run needs its decoded images no more
     export(network, config, out / EXPORT)
     (out / "history.json").write_text(json.dumps(asdict(history), indent=1))
     return history

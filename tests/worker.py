@@ -16,7 +16,7 @@ from django.db import connection
 
 from resight.conf.celery import worker_command
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]  # the repository root (tests/ is one level down)
 
 
 class Worker:

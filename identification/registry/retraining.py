@@ -2,8 +2,9 @@
 
     enough newly identified annotations (beat, `check`) -> a TrainingRun
     -> export the curated crops (masked and mirrored as matching sees them)
-    -> the paper's split -> fine-tune (ml_service.training, checkpointed every epoch)
-    -> score the active and the candidate model on the same test set
+    -> ml_service.retrain, the path `python -m ml_service.finetune` takes too: the paper's split, fine-tuning
+       (ml_service.training, checkpointed every epoch), the active and the candidate model scored per species
+       on the same test set
     -> candidate better by RESIGHT_RETRAIN_MIN_GAIN: a new embedding space, the catalogue re-embedded in the
        background while matching keeps using the active space, then one atomic switch and the fusion
        calibration refitted; otherwise the run is rejected and nothing changes.
@@ -19,11 +20,9 @@ import csv
 import datetime as dt
 import io
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from celery import current_app as celery_app
 from django.conf import settings
 from django.db import connection, transaction
@@ -32,8 +31,8 @@ from django.utils import timezone
 
 from catalog.models import Annotation, Species
 from identification.matching import crops, jobs, loaded, spaces
-from identification.models import RUN_WORKING_STATES, RunState, TrainingRun
-from ml_service import embedding, evaluation, splits, training
+from identification.models import RUN_WORKING_STATES, EmbeddingSpace, RunState, TrainingRun
+from ml_service import embedding, evaluation, retrain, splits, training
 from ml_service.imaging import masked_pixels
 from resight import audit
 from resight.permissions import AnyUser, require_operator, user_or_none
@@ -167,22 +166,6 @@ def _config() -> training.TrainConfig:
     )
 
 
-def _species_counts(items: list[evaluation.Item]) -> dict[str, dict[str, int]]:
-    photos = Counter(i.species for i in items)
-    individuals = Counter(i.species for i in {(i.species, i.individual): i for i in items}.values())
-    return {s: {"individuals": individuals[s], "photos": photos[s]} for s in sorted(photos)}
-
-
-def _score(model: embedding.EmbeddingModel, items: list[evaluation.Item]) -> dict[str, dict[str, float]]:
-    report = evaluation.evaluate(items, model, [])
-    return {group: methods["global"] for group, methods in report["results"].items()}  # type: ignore[attr-defined]
-
-
-def mean_top1(scores: dict[str, dict[str, float]]) -> float:
-    values = [m["top1"] for m in scores.values() if m.get("queries")]
-    return float(np.mean(values)) if values else 0.0
-
-
 def run(run_id: int, *, stop_after_epochs: int | None = None) -> None:
     """Carry a run as far as it goes; safe to call again after an interruption."""
     if not claim(run_id):
@@ -203,45 +186,64 @@ def run(run_id: int, *, stop_after_epochs: int | None = None) -> None:
 def _train_and_evaluate(run: TrainingRun, stop_after_epochs: int | None) -> None:
     _set(run, state=RunState.EXPORTING)
     items = export_curated(run)
-    split = splits.paper_split(items, seed=run.pk)
-    if not split.train or not split.test:
-        raise ValueError(f"Too few identified individuals to train and test ({len(items)} annotations).")
     config = _config()
-    _set(
-        run,
-        state=RunState.TRAINING,
-        species_counts=_species_counts(split.train),
-        split={"train": len(split.train), "test": len(split.test), "unseen_individuals": len(split.unseen)},
-        config=config.__dict__,
-    )
+
+    def split_made(split: splits.Split) -> None:
+        _set(
+            run,
+            state=RunState.TRAINING,
+            species_counts=retrain.species_counts(split.train),
+            split={
+                "train": len(split.train),
+                "test": len(split.test),
+                "unseen_individuals": len(split.unseen),
+            },
+            config=config.__dict__,
+        )
 
     def beat(entry: training.EpochLog) -> None:
         earlier = [h for h in run.history if h["epoch"] < entry.epoch]
         _set(run, history=[*earlier, entry.__dict__])
 
-    samples = [training.Sample(i.path, splits.identity(i)) for i in split.train]
-    history = training.train(samples, folder(run), config, log=beat, stop_after=stop_after_epochs)
-    if len(history.epochs) < config.epochs:
-        return  # interrupted on purpose (tests); the next call resumes from the checkpoint
-    _set(run, state=RunState.EVALUATING, history=[e.__dict__ for e in history.epochs])
-    active = spaces.active_space()
-    candidate_model = _candidate_model(run)
-    metrics: dict[str, Any] = {
-        "active": _score(loaded.space_model(active), split.test),
-        "candidate": _score(candidate_model, split.test),
-        "active_unseen": _score(loaded.space_model(active), split.unseen_test()),
-        "candidate_unseen": _score(candidate_model, split.unseen_test()),
-    }
-    gain = mean_top1(metrics["candidate"]) - mean_top1(metrics["active"])
-    metrics["gain"] = round(gain, 2)
-    if gain < settings.RESIGHT_RETRAIN_MIN_GAIN:
-        _set(run, state=RunState.REJECTED, metrics=metrics, compared_with=active, finished_at=timezone.now())
-        return
-    space = spaces.create(
-        candidate_model, model_path=f"{run.folder_name}/{training.EXPORT}", training_run=run
+    def trained(history: training.History) -> None:
+        _set(run, state=RunState.EVALUATING, history=[e.__dict__ for e in history.epochs])
+
+    compared: list[EmbeddingSpace] = []
+
+    def active_model() -> embedding.EmbeddingModel:
+        compared.append(spaces.active_space())  # the version matching uses once training is done
+        return loaded.space_model(compared[-1])
+
+    result = retrain.fine_tune(
+        items,
+        folder(run),
+        config,
+        active_model,
+        split_seed=run.pk,
+        on_split=split_made,
+        log=beat,
+        on_trained=trained,
+        stop_after=stop_after_epochs,
     )
-    _set(run, state=RunState.REEMBEDDING, metrics=metrics, compared_with=active, candidate=space)
-
-
-def _candidate_model(run: TrainingRun) -> embedding.EmbeddingModel:
-    return embedding.FineTuned(folder(run) / training.EXPORT, version=run.folder_name)
+    if not result.complete:
+        return  # interrupted on purpose (tests); the next call resumes from the checkpoint
+    assert result.trained is not None
+    start, candidate = result.scores["start"], result.scores["trained"]
+    metrics: dict[str, Any] = {
+        "active": start["test"],
+        "candidate": candidate["test"],
+        "active_unseen": start["unseen"],
+        "candidate_unseen": candidate["unseen"],
+        "gain": round(result.gain, 2),
+    }
+    if result.gain < settings.RESIGHT_RETRAIN_MIN_GAIN:
+        _set(
+            run,
+            state=RunState.REJECTED,
+            metrics=metrics,
+            compared_with=compared[-1],
+            finished_at=timezone.now(),
+        )
+        return
+    space = spaces.create(result.trained, model_path=f"{run.folder_name}/{training.EXPORT}", training_run=run)
+    _set(run, state=RunState.REEMBEDDING, metrics=metrics, compared_with=compared[-1], candidate=space)

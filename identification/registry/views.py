@@ -20,7 +20,7 @@ from resight.permissions import Action, is_operator, require_operator, scope
 
 
 def _comparison(run: TrainingRun) -> list[dict[str, object]]:
-    """Per species group and test set: the active and the candidate model's metrics, side by side."""
+    """Per species and test set: the active and the candidate model's metrics, side by side."""
     rows = []
     for part, label in (("", "test"), ("_unseen", "unseen in training")):
         active, candidate = run.metrics.get(f"active{part}", {}), run.metrics.get(f"candidate{part}", {})
