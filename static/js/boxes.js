@@ -1,8 +1,11 @@
 // Drawing and editing annotation boxes on the sighting page (vanilla JS, no library).
-// - Drag on an empty part of a photo (Shift+drag anywhere, e.g. inside a whole-photo box): draws a new box and fills the "Add an annotation" form with the
-//   photo and the box in the photo's own pixels (the typed form stays the no-JavaScript path).
-// - Drag an existing box to move it, its bottom-right handle to resize it: saved through the REST API
-//   (PATCH /api/annotations/<id>/); a refused change springs back and says why.
+// - Drag on an empty part of a photo with a mouse (Shift+drag anywhere, e.g. inside a whole-photo box): draws a
+//   new box and fills the "Add an annotation" form with the photo and the box in the photo's own pixels (the
+//   typed form stays the no-JavaScript path).
+// - "Draw a new box", a toggle button above each photo, for touch (and mice): the next drag on the photo draws,
+//   even over an existing box. A finger on the photo otherwise scrolls the page, unless it lands on a box.
+// - Drag an existing box to move it, its bottom-right handle to resize it (mouse, pen or finger): saved through
+//   the REST API (PATCH /api/annotations/<id>/); a refused change springs back and says why.
 (function () {
   "use strict";
   var MIN = 8; // pixels of the photo: smaller drags are clicks
@@ -32,6 +35,7 @@
       var start = point(event), original = boxOf(el);
       frame.setPointerCapture(event.pointerId);
       function move(e) {
+        if (e.pointerId !== event.pointerId) return; // a second finger does not take over
         var p = point(e), dx = p[0] - start[0], dy = p[1] - start[1], b;
         if (mode === "move") {
           b = [clamp(original[0] + dx, 0, W - original[2]), clamp(original[1] + dy, 0, H - original[3]), original[2], original[3]];
@@ -42,14 +46,39 @@
         }
         place(el, b);
       }
-      function up() {
+      function end(e) {
+        if (e.pointerId !== event.pointerId) return;
         frame.removeEventListener("pointermove", move);
-        frame.removeEventListener("pointerup", up);
+        frame.removeEventListener("pointerup", end);
+        frame.removeEventListener("pointercancel", end);
+        if (e.type === "pointercancel") place(el, original); // the browser took the gesture: nothing changes
         onDone(original, boxOf(el));
       }
       frame.addEventListener("pointermove", move);
-      frame.addEventListener("pointerup", up);
+      frame.addEventListener("pointerup", end);
+      frame.addEventListener("pointercancel", end);
     }
+
+    // The toggle: armed, the next drag draws a new box wherever it starts; the frame then takes every touch
+    // (touch-action: none through .drawing) instead of scrolling the page.
+    var drawing = false;
+    var toggle = document.createElement("button");
+    toggle.type = "button";
+    toggle.className = "button secondary small draw-toggle";
+    toggle.textContent = "Draw a new box";
+    toggle.title = "Then drag on the photo (also over another box); Shift+drag does the same with a mouse";
+    toggle.setAttribute("aria-pressed", "false");
+    function arm(on) {
+      drawing = on;
+      toggle.setAttribute("aria-pressed", on ? "true" : "false");
+      frame.classList.toggle("drawing", on);
+    }
+    toggle.addEventListener("click", function () { arm(!drawing); });
+    var tools = document.createElement("div");
+    tools.className = "frame-tools";
+    tools.append(toggle);
+    frame.before(tools);
+    function drawsHere(event) { return drawing || event.shiftKey; }
 
     function addHandle(el) {
       var handle = document.createElement("span");
@@ -96,6 +125,7 @@
     frame.querySelectorAll(".box.proposal").forEach(function (el) {
       place(el, boxOf(el));
       el.addEventListener("pointerdown", function (e) {
+        if (drawsHere(e)) return;
         e.stopPropagation();
         frame.querySelectorAll(".box.proposal.chosen").forEach(function (o) { o.classList.remove("chosen"); });
         el.classList.add("chosen");
@@ -106,14 +136,16 @@
     frame.querySelectorAll(".box[data-annotation]").forEach(function (el) {
       var handle = addHandle(el);
       el.addEventListener("pointerdown", function (e) {
-        if (e.shiftKey) return; // Shift: draw another animal's box over this one
+        if (drawsHere(e)) return; // Shift or the toggle: draw another animal's box over this one
         drag(e, el, e.target === handle ? "resize" : "move", function (b, a) { save(el, b, a); });
       });
     });
 
     var draft = null;
     frame.addEventListener("pointerdown", function (event) {
-      if (event.button !== 0 || (event.target.closest(".box") && !event.shiftKey)) return;
+      if (event.button !== 0) return;
+      // Without the toggle or Shift, only a mouse draws, and only from outside the boxes (a finger scrolls).
+      if (!drawsHere(event) && (event.target.closest(".box") || event.pointerType !== "mouse")) return;
       if (draft) draft.remove();
       draft = document.createElement("div");
       draft.className = "box draft";
@@ -122,9 +154,11 @@
       frame.append(draft);
       var current = draft;
       drag(event, current, "draw", function (before, after) {
+        arm(false); // one drag per press of the toggle
         if (after[2] < MIN || after[3] < MIN) { current.remove(); draft = null; return; }
         var handle = addHandle(current);
         current.addEventListener("pointerdown", function (e) {
+          if (drawsHere(e)) return;
           drag(e, current, e.target === handle ? "resize" : "move", function (b, a) { fillForm(a); });
         });
         fillForm(after);

@@ -1,7 +1,8 @@
 // Side-by-side comparison on the review page: the query photo and a candidate's, each first fitted to its
-// animal's box, then zoomed (wheel, +/-) and panned (drag) together; the verified keypoint matches of the
-// local matcher drawn as lines between them (K toggles them, F fits again). The candidate's gallery,
-// grouped by body part, loads below. Re-initialised whenever htmx swaps the job in (polling ends).
+// animal's box, then zoomed (wheel, +/-, two-finger pinch) and panned (mouse drag, one finger) together; the
+// verified keypoint matches of the local matcher drawn as lines between them (K toggles them, F or the Fit
+// button fits again). The candidate's gallery, grouped by body part, loads below. Re-initialised whenever htmx
+// swaps the job in (polling ends).
 (function () {
   "use strict";
   var COLORS = ["#ffd400", "#00e0ff", "#ff5ca8", "#7cff6b", "#ff9f1c"];
@@ -16,6 +17,7 @@
     var toggle = section.querySelector("#show-keypoints");
     var select = section.querySelector("#compare-candidate");
     var state = { zoom: 1, panX: 0, panY: 0 };
+    var MIN_ZOOM = 0.2, MAX_ZOOM = 40;
     var photos = [data.query, data.candidates[0]];
 
     function base(view, photo) {
@@ -64,6 +66,7 @@
       });
     }
     function zoomAt(view, factor, clientX, clientY) {
+      factor = Math.min(Math.max(factor, MIN_ZOOM / state.zoom), MAX_ZOOM / state.zoom);
       var r = view.getBoundingClientRect();
       var mx = clientX - r.left - view.clientWidth / 2, my = clientY - r.top - view.clientHeight / 2;
       state.panX = mx - factor * (mx - state.panX);
@@ -86,15 +89,44 @@
         e.preventDefault();
         zoomAt(view, e.deltaY < 0 ? 1.2 : 1 / 1.2, e.clientX, e.clientY);
       }, { passive: false });
+      // Pointers down on this view, by id: one pans, two pinch (zoom about their midpoint, and pan as it moves).
+      var pointers = new Map();
+      function spread() {
+        var p = Array.from(pointers.values());
+        return { d: Math.hypot(p[0].x - p[1].x, p[0].y - p[1].y), x: (p[0].x + p[1].x) / 2, y: (p[0].y + p[1].y) / 2 };
+      }
       view.addEventListener("pointerdown", function (e) {
-        var startX = e.clientX, startY = e.clientY, panX = state.panX, panY = state.panY;
+        if (e.pointerType === "mouse" && e.button !== 0) return;
+        if (pointers.size >= 2) return;
+        e.preventDefault();
         view.setPointerCapture(e.pointerId);
-        function move(ev) { state.panX = panX + ev.clientX - startX; state.panY = panY + ev.clientY - startY; render(); }
-        function up() { view.removeEventListener("pointermove", move); view.removeEventListener("pointerup", up); }
-        view.addEventListener("pointermove", move);
-        view.addEventListener("pointerup", up);
+        pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
       });
+      view.addEventListener("pointermove", function (e) {
+        var p = pointers.get(e.pointerId);
+        if (!p) return;
+        if (pointers.size === 1) {
+          state.panX += e.clientX - p.x;
+          state.panY += e.clientY - p.y;
+          p.x = e.clientX; p.y = e.clientY;
+          render();
+          return;
+        }
+        var before = spread();
+        p.x = e.clientX; p.y = e.clientY;
+        var after = spread();
+        state.panX += after.x - before.x;
+        state.panY += after.y - before.y;
+        if (before.d > 0 && after.d > 0) zoomAt(view, after.d / before.d, after.x, after.y);
+        else render();
+      });
+      function release(e) { pointers.delete(e.pointerId); }
+      view.addEventListener("pointerup", release);
+      view.addEventListener("pointercancel", release);
+      view.addEventListener("lostpointercapture", release);
     });
+    var fitButton = section.querySelector("#compare-fit");
+    if (fitButton) fitButton.addEventListener("click", fit);
     document.addEventListener("keydown", function (e) {
       var t = e.target;
       if (e.ctrlKey || e.metaKey || e.altKey || (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT"))) return;
