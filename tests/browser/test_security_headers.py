@@ -46,8 +46,6 @@ class Watch:
 
     def _console(self, message: Any) -> None:
         text, source = message.text, message.location.get("url", "")
-        if source.endswith("/favicon.ico"):
-            return  # the platform has no favicon; Chromium's own request for one is not a page's doing
         if message.type == "error" or "Content Security Policy" in text or "htmx:eval" in text:
             self.console.append(f"{self.page.url}: {message.type}: {text} ({source})")
 
