@@ -41,7 +41,7 @@ def score(model: EmbeddingModel, split: splits.Split, progress: evaluation.Progr
     out: dict[str, Any] = {}
     for name, items in (("test", split.test), ("unseen", split.unseen_test())):
         report = evaluation.evaluate(items, model, [], progress=progress)
-        out[name] = {group: methods["global"] for group, methods in report["results"].items()}  # type: ignore[attr-defined]
+        out[name] = {group: methods["global"] for group, methods in report["results"].items()}
     return out
 
 

@@ -175,7 +175,7 @@ def _species_counts(items: list[evaluation.Item]) -> dict[str, dict[str, int]]:
 
 def _score(model: embedding.EmbeddingModel, items: list[evaluation.Item]) -> dict[str, dict[str, float]]:
     report = evaluation.evaluate(items, model, [])
-    return {group: methods["global"] for group, methods in report["results"].items()}  # type: ignore[attr-defined]
+    return {group: methods["global"] for group, methods in report["results"].items()}
 
 
 def mean_top1(scores: dict[str, dict[str, float]]) -> float:
