@@ -11,9 +11,12 @@ Local matchers re-rank the global shortlist (top `shortlist` by cosine), as in t
 ranking keeps the global order. Fusion is calibrated by two-fold cross-fitting over individuals: pairs of
 queries from one half calibrate the ranking of queries from the other half, so no query scores itself
 with a calibration it helped fit. The calibration is the platform's (ml_service.fusion.FusionModel.fit with
-its queries): inside its own pairs it cross-validates whether the fused ranking beats the global one and
-ranks by the global score otherwise, so "fused" is the ranking the platform would use. Per species the report
-also says which ranking and matcher the platform would choose on all its pairs, and why.
+its queries), which cross-validates over the same two folds whether the fused ranking beats the global one
+(top-1) and ranks by the global score otherwise. The "fused" row ranks as the platform would: the choice its
+calibration makes on all the species' pairs (reported per species with its two figures), applied with the
+cross-fitted calibrations, so its top-1 is the better of the two. "fused-nested" lets each half's
+calibration choose by itself (the choice, too, blind to the scored individuals); "always-fused" is fusion
+unchecked.
 
 Open set, as a curator meets it: a seeded share of each species' individuals (`--open-set`, default 20 %) is
 left out of the gallery (other encounters only); their photos should be called "probably new" (no candidate
@@ -27,7 +30,7 @@ import csv
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -185,14 +188,16 @@ def evaluate_embeddings(
         cache = _LocalCache(local, idx)
         everyone = _scores(group, group.all_others, shortlist, cache, progress, name)
         other = _scores(group, group.other_encounters, shortlist, cache, progress, name)
-        results[name], _ = _rank_all(group.individuals, everyone, shortlist)
-        other_results[name], models = _rank_all(group.individuals, other, shortlist)
         choice[name] = _platform_choice(group.individuals, other, shortlist)
-        choice[name][
-            "held_out"
-        ] = {  # what each half's calibration chose when the evaluation ranked the other
-            method: [fitted[f].choice for f in sorted(fitted)] for method, fitted in models.items()
+        rankings = {key: str(c.get("ranking", GLOBAL)) for key, c in choice[name]["matchers"].items()}
+        results[name], _ = _rank_all(group.individuals, everyone, shortlist, rankings)
+        other_results[name], models = _rank_all(group.individuals, other, shortlist, rankings)
+        choice[name]["held_out"] = {  # what each half's calibration chose by itself (the nested row)
+            method: [fitted[f].choice for f in sorted(fitted)]
+            for method, fitted in models.items()
+            if method.startswith("fused-nested:")
         }
+        models = {m: fitted for m, fitted in models.items() if not m.startswith("fused-nested:")}
         absent = _left_out(group.individuals, open_set, seed)
         present = ~np.isin(group.individuals, sorted(absent))
         open_scores = _scores(group, group.present_only(present), shortlist, cache, progress, name)
@@ -276,9 +281,14 @@ def _scores(
 
 
 def _rank_all(
-    individuals: np.ndarray, scores: Scores, shortlist: int
+    individuals: np.ndarray, scores: Scores, shortlist: int, rankings: Mapping[str, str]
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[int, FusionModel]]]:
-    """The metrics per method, and the cross-fitted calibrations (per method, per fold) that ranked them."""
+    """The metrics per method, and the cross-fitted calibrations (per method, per fold) that ranked them.
+
+    "fused:<matcher>" ranks as the platform would for the species: the ranking its calibration chose on all
+    pairs (`rankings`, cross-validated over the same two folds), with the calibrations fitted on the other
+    half. "fused-nested" lets each half's calibration choose by itself, so the choice too is made without
+    the scored individuals; "always-fused" is fusion unchecked."""
     n = len(individuals)
     methods: dict[str, Metrics] = defaultdict(Metrics)
     same = [individuals[scores.order[q]] == individuals[q] for q in range(n)]
@@ -295,14 +305,17 @@ def _rank_all(
         fitted = _cross_fitted(individuals, scores, key, shortlist)
         if fitted is None:
             continue
-        models[f"fused:{key}"] = fitted
+        platform = {f: replace(m, ranking=rankings.get(key, GLOBAL)) for f, m in fitted.items()}
+        models[f"fused:{key}"], models[f"fused-nested:{key}"] = platform, fitted
         fold = _fold_of_queries(individuals)
         for q in range(n):
-            model, pair_scores = fitted[fold[q]], _pair_scores(scores, key, q)
-            # The platform's ranking (fused only where its calibration chose it), and fusion unchecked.
-            methods[f"fused:{key}"].add(_rerank(same[q], model.predict(pair_scores), scores.cosine[q]))
-            always = model.fused_probability(pair_scores)
-            methods[f"always-fused:{key}"].add(_rerank(same[q], always, scores.cosine[q]))
+            pair_scores = _pair_scores(scores, key, q)
+            for method, probabilities in (
+                (f"fused:{key}", platform[fold[q]].predict(pair_scores)),
+                (f"fused-nested:{key}", fitted[fold[q]].predict(pair_scores)),
+                (f"always-fused:{key}", fitted[fold[q]].fused_probability(pair_scores)),
+            ):
+                methods[method].add(_rerank(same[q], probabilities, scores.cosine[q]))
     return {name: m.as_dict() for name, m in methods.items()}, models
 
 
@@ -491,13 +504,13 @@ def format_table(report: Mapping[str, Any]) -> str:
                     f"{_fmt(m.get('fused_top1'))}{m.get('queries', 0):>8}  {m.get('reason', '')}"
                 )
             for method, halves in c.get("held_out", {}).items():
-                if method.startswith("fused:"):
+                if method.startswith("fused-nested:"):
                     chosen = "; ".join(
                         f"{h.get('ranking')} (fused {_fmt(h.get('fused_top1'), 0)}, "
                         f"global {_fmt(h.get('global_top1'), 0)})"
                         for h in halves
                     )
-                    lines.append(f"{'':<{gw}}  the evaluation's {method} halves chose: {chosen}")
+                    lines.append(f"{'':<{gw}}  {method}: each half's calibration chose {chosen}")
             lines.append(f"{'':<{gw}}  => {c['ranking']}, matcher {c['matcher'] or 'none'}: {c['why']}")
     open_set = report.get("open_set")
     if open_set and open_set["results"]:
