@@ -11,7 +11,7 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
 from catalog import services as catalog_services
-from catalog.models import Annotation, MediaAsset
+from catalog.models import Annotation, MediaAsset, Species
 from identification.matching import calibration, crops, freshness, jobs, loaded, pipeline, spaces, store
 from identification.models import RUN_WORKING_STATES, TrainingRun
 from identification.registry import retraining
@@ -78,8 +78,11 @@ def propose_boxes(media_asset_id: int) -> None:
 
 @shared_task(acks_late=True)
 def refit_calibration(species_id: int) -> None:
+    species = Species.objects.filter(pk=species_id).first()
+    if species is None:
+        return  # deleted since
     space = spaces.active_space()
-    matcher = settings.RESIGHT_LOCAL_MATCHER
+    matcher = calibration.matcher_for(species)  # the one its jobs use ("" where id_method is global)
     if calibration.needs_refit(species_id, space, matcher):
         calibration.refit(species_id, space, matcher)
 

@@ -4,14 +4,19 @@ Pairs come from the curated catalogue itself: every identified annotation is a q
 in the catalogue (other encounters only); a pair is positive when both annotations were confirmed as the same
 individual. The fit is redone when the number of identified annotations of the species has grown by
 REFIT_GROWTH since the last fit.
+
+The fit also decides, by cross-validation over the curated individuals, whether the fused score ranks better
+than the global one (ml_service.fusion: the stored params' `ranking` and `choice`), and measures the first
+candidate's precision per confidence band on held-out individuals (`bands`): `band_precision` reads it.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 
-from catalog.models import Annotation
+from catalog.models import Annotation, IdentificationMethod, Species
 from identification.matching import loaded, search, store
 from identification.models import EmbeddingSpace, SpeciesCalibration
 from ml_service import fusion
@@ -19,11 +24,30 @@ from ml_service import fusion
 MIN_POSITIVE_PAIRS = 10
 REFIT_GROWTH = 0.2
 MAX_QUERIES = 400  # bounds the cost of a refit on large catalogues
+BAND_MIN_PAIRS = 200  # below this the measured precision per band is not shown
+BAND_MIN_QUERIES = 30  # nor for a band that fewer held-out queries fell in
+
+
+def matcher_for(species: Species) -> str:
+    """The local matcher a species' jobs re-rank with, and its calibration is fitted for: none where the
+    species is identified by the global embedding alone (Species.id_method)."""
+    return "" if species.id_method == IdentificationMethod.GLOBAL else settings.RESIGHT_LOCAL_MATCHER
 
 
 def fusion_model_for(species_id: int, space: EmbeddingSpace, matcher: str) -> fusion.FusionModel:
     stored = SpeciesCalibration.objects.filter(species_id=species_id, space=space, matcher=matcher).first()
     return fusion.FusionModel.from_dict(stored.params) if stored else fusion.prior_model()
+
+
+def band_precision(species_id: int, space: EmbeddingSpace, matcher: str) -> dict[str, float] | None:
+    """The share of first candidates that were right per band ({"excellent": 0.97, ...}, bands with at least
+    BAND_MIN_QUERIES held-out queries), measured at the last refit on the species' curated pairs; None
+    while the species has no fitted calibration of BAND_MIN_PAIRS pairs or no band was measured enough."""
+    stored = SpeciesCalibration.objects.filter(species_id=species_id, space=space, matcher=matcher).first()
+    if stored is None or stored.pairs < BAND_MIN_PAIRS:
+        return None
+    measured = fusion.FusionModel.from_dict(stored.params).band_precision(BAND_MIN_QUERIES)
+    return measured or None
 
 
 def needs_refit(species_id: int, space: EmbeddingSpace, matcher: str) -> bool:
@@ -51,6 +75,8 @@ def refit(
     cosine: list[float] = []
     inliers: list[float] = []
     same: list[bool] = []
+    query_of_pair: list[int] = []
+    individual_of_pair: list[int] = []
     for query in queries:
         # Other encounters only: two photos of one sighting are no evidence of a re-sighting.
         same_encounter = tuple(a.pk for a in by_pk.values() if a.sighting_id == query.sighting_id)
@@ -62,6 +88,8 @@ def refit(
         for n in neighbours:
             cosine.append(n.cosine)
             same.append(n.individual_id == query.individual_id)
+            query_of_pair.append(query.pk)
+            individual_of_pair.append(query.individual_id)  # type: ignore[arg-type]
             if matcher and query_features is not None:
                 other = store.local_features_of(by_pk[n.annotation_id], matcher)
                 inliers.append(matcher.match(query_features, other).inliers)
@@ -71,7 +99,9 @@ def refit(
     scores: dict[str, list[float]] = {"cosine": cosine}
     if matcher:
         scores["inliers"] = inliers
-    model = fusion.FusionModel.fit(scores, same)
+    # Which ranking the species gets (fused only where it ranks better on held-out individuals), and the
+    # precision per band, both cross-validated over the curated individuals.
+    model = fusion.FusionModel.fit(scores, same, queries=query_of_pair, individuals=individual_of_pair)
     with transaction.atomic():
         calibration, _ = SpeciesCalibration.objects.update_or_create(
             species_id=species_id,

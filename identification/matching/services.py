@@ -10,8 +10,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from catalog.models import Annotation, IdentificationMethod
-from identification.matching import spaces
+from catalog.models import Annotation
+from identification.matching import calibration, spaces
 from identification.models import MatchJob
 from resight.permissions import Action, AnyUser, projects_matched_from, require, user_or_none
 
@@ -53,9 +53,7 @@ def match_job_start(
         requested_by=user_or_none(actor),
         space=spaces.active_space(),
         # Species identified by global embeddings alone skip the local re-rank.
-        matcher=""
-        if annotation.species.id_method == IdentificationMethod.GLOBAL
-        else settings.RESIGHT_LOCAL_MATCHER,
+        matcher=calibration.matcher_for(annotation.species),
         shortlist_size=settings.RESIGHT_SHORTLIST,
         project_ids=project_ids,
         filters=validated_filters(filters or {}),

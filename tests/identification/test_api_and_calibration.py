@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.test import Client
 from rest_framework.test import APIClient
 
-from catalog.models import Individual
+from catalog.models import IdentificationMethod, Individual
+from identification import tasks
 from identification.matching import calibration, pipeline, spaces
 from identification.models import EmbeddingSpace, JobState, MatchCandidate, MatchJob, SpeciesCalibration
 from ml_service import fusion
@@ -155,3 +156,49 @@ def test_calibration_is_refitted_from_curated_pairs(catalogue: Catalogue) -> Non
     model = calibration.fusion_model_for(world.leopard.pk, space, "sift")
     assert model.to_dict() == fitted.params and model.to_dict() != fusion.prior_model().to_dict()
     assert SpeciesCalibration.objects.count() == 1
+
+
+def test_the_refit_records_its_ranking_and_the_precision_per_band(catalogue: Catalogue, monkeypatch) -> None:
+    """The stored calibration says which ranking it uses and why (top-1 cross-validated over the curated
+    individuals), and what share of first candidates was right per band; band_precision reads it only when
+    enough pairs and queries back it. A species identified by the global embedding alone is fitted without
+    local matching, and ranks by the global score."""
+    world = catalogue.world
+    for i in range(4):
+        for s in range(3):
+            add_photo(world, i, seed=5000 + 10 * i + s, individual=catalogue.individuals[i], day=50 + s)
+    space = spaces.active_space()
+    fitted = calibration.refit(world.leopard.pk, space, "sift")
+    assert fitted is not None
+    params = fitted.params
+    choice = params["choice"]
+    assert params["ranking"] in ("global", "fused") and choice["ranking"] == params["ranking"]
+    assert choice["folds"] == 2 and 0 < choice["queries"] <= 25
+    assert {"global_top1", "fused_top1", "reason"} <= set(choice)
+    if params["ranking"] == "fused":
+        assert choice["fused_top1"] > choice["global_top1"]
+    else:
+        assert choice["fused_top1"] <= choice["global_top1"]
+    model = calibration.fusion_model_for(world.leopard.pk, space, "sift")
+    assert model.ranking == params["ranking"]
+    bands = params["bands"]
+    assert set(bands) == {"excellent", "good", "fair", "uncertain"}
+    assert sum(b["queries"] for b in bands.values()) == 25  # every curated photo was a held-out query
+    # 25 queries: no band reaches 30 of them, so nothing is shown...
+    assert fitted.pairs >= calibration.BAND_MIN_PAIRS
+    assert calibration.band_precision(world.leopard.pk, space, "sift") is None
+    # ... unless fewer are asked for: then the stored shares are given as they were measured.
+    monkeypatch.setattr(calibration, "BAND_MIN_QUERIES", 1)
+    measured = calibration.band_precision(world.leopard.pk, space, "sift")
+    assert measured == {b: c["right"] / c["queries"] for b, c in bands.items() if c["queries"]}
+    monkeypatch.setattr(calibration, "BAND_MIN_PAIRS", fitted.pairs + 1)
+    assert calibration.band_precision(world.leopard.pk, space, "sift") is None
+    assert calibration.band_precision(world.leopard.pk, space, "no-such-matcher") is None
+
+    world.leopard.id_method = IdentificationMethod.GLOBAL
+    world.leopard.save()
+    assert calibration.matcher_for(world.leopard) == ""
+    tasks.refit_calibration(world.leopard.pk)
+    alone = SpeciesCalibration.objects.get(species=world.leopard, space=space, matcher="")
+    assert alone.params["ranking"] == "global" and "only the global score" in alone.params["choice"]["reason"]
+    assert set(alone.params["calibrators"]) == {"cosine"}
