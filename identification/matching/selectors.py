@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from catalog.models import Individual
+from identification.matching import calibration
 from identification.models import MatchCandidate, MatchJob
 from resight.models import Project
 from resight.permissions import Action, AnyUser, scope
@@ -30,6 +31,10 @@ class CandidateRow:
     candidate: MatchCandidate
     viewable: bool
     linkable: bool  # the user may confirm it: the photo may be given this individual (require_link)
+    # The first candidate only: the share of first candidates in its band that were the right animal on the
+    # species' curated photos (held out at the last calibration refit); None until enough were measured.
+    # Other ranks get none: the figure was measured on first candidates and would overstate a lower one.
+    precision: float | None = None
 
 
 def candidates_of(user: AnyUser, job: MatchJob) -> list[CandidateRow]:
@@ -39,11 +44,13 @@ def candidates_of(user: AnyUser, job: MatchJob) -> list[CandidateRow]:
     curated = set(
         scope(Individual.objects.filter(pk__in=viewable), user, Action.CURATE).values_list("pk", flat=True)
     )
+    measured = calibration.band_precision(job.annotation.species_id, job.space, job.matcher) or {}
     return [
         CandidateRow(
             c,
             c.individual_id in viewable,
             c.individual_id in curated and c.individual.project.organization_id == owner,
+            measured.get(c.band) if c.rank == 1 else None,
         )
         for c in candidates
     ]

@@ -12,7 +12,7 @@ from django.test import Client
 from catalog import services as catalog_services
 from catalog.models import Annotation, Individual, Viewpoint
 from identification.curation import decisions
-from identification.matching import freshness, pipeline
+from identification.matching import calibration, freshness, pipeline
 from identification.matching import services as matching_services
 from identification.models import Decision, MatchJob
 from tests.conftest import Catalogue, add_photo
@@ -186,3 +186,32 @@ def test_a_sibling_from_another_sighting_or_species_is_refused(catalogue: Catalo
             actor=world.users["curator"], job=job, kind="new_individual", with_photos=[elsewhere.pk]
         )
     assert not Individual.objects.filter(annotations=query).exists()
+
+
+def test_the_first_candidates_band_says_how_often_that_band_was_right(
+    catalogue: Catalogue, monkeypatch
+) -> None:
+    """Once the species' calibration has measured its bands on held-out curated photos, the first candidate's
+    band carries that figure ("Excellent 97 % right on curated photos"); lower ranks carry none (the figure is
+    about first candidates), and neither does any candidate before enough were measured."""
+    world = catalogue.world
+    for i in range(4):
+        for s in range(3):
+            add_photo(world, i, seed=7000 + 10 * i + s, individual=catalogue.individuals[i], day=60 + s)
+    query = add_photo(world, 1, seed=7900, day=70)
+    job = done(matching_services.match_job_start(actor=world.users["curator"], annotation=query))
+    assert job.candidates.count() >= 2
+    fitted = calibration.refit(world.leopard.pk, job.space, job.matcher)
+    assert fitted is not None
+    html = page(catalogue, job)
+    assert "right on curated photos" not in html  # 25 held-out queries: too few to quote a band
+
+    monkeypatch.setattr(calibration, "BAND_MIN_QUERIES", 1)
+    monkeypatch.setattr(calibration, "BAND_MIN_PAIRS", 1)
+    first = job.candidates.get(rank=1)
+    counts = fitted.params["bands"][first.band]
+    assert counts["queries"] > 0  # the query's own individual: its band was measured
+    share = round(100 * counts["right"] / counts["queries"])
+    html = page(catalogue, job)
+    assert html.count("right on curated photos") == 1
+    assert f"{share} % right on curated photos" in html
