@@ -154,3 +154,27 @@ def test_the_search_is_explained_and_widened_in_one_click(
     page.wait_for_selector("table.candidates tbody tr td:has-text('CAT-2')", timeout=180_000)
     widened = MatchJob.objects.filter(annotation=query).latest("created_at")
     assert "days" not in widened.filters and widened.filters["radius_km"] == 5
+
+
+def test_the_sighting_page_follows_its_match_job_until_it_is_done(
+    live_server, page, catalogue: Catalogue, worker: Worker
+) -> None:
+    """A job queued while no worker runs says so on its sighting's page; once a worker takes it, the page
+    shows it done by itself (no reload)."""
+    world = catalogue.world
+    annotation = add_photo(world, 2, seed=7300, day=45)
+    job = matching_services.match_job_start(actor=world.users["curator"], annotation=annotation)
+    base = live_server.url
+    login(page, base)
+    page.goto(f"{base}/sightings/{annotation.sighting_id}/")
+    cell = page.locator(f"#matching-{annotation.pk} a")
+    assert cell.inner_text().startswith("Queued")
+    worker.start()
+    page.wait_for_function(
+        "pk => document.querySelector(`#matching-${pk} a`)?.innerText.trim() === 'Done'",
+        arg=annotation.pk,
+        timeout=120_000,
+    )
+    job.refresh_from_db()
+    assert job.state == "done"
+    assert cell.get_attribute("href") == f"/match-jobs/{job.pk}/"
