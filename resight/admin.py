@@ -116,14 +116,14 @@ class SharingAgreementForm(forms.ModelForm):
 
     class Meta:
         model = SharingAgreement
-        fields = ["project", "grantee", "rights", "species", "expires_at", "created_by"]
+        fields = ["project", "grantee", "rights", "species", "expires_at", "status", "created_by"]
 
 
 @admin.register(SharingAgreement)
 class SharingAgreementAdmin(AuditedAdmin):
     form = SharingAgreementForm
-    list_display = ["project", "grantee", "rights", "expires_at", "created_at"]
-    list_filter = ["grantee"]
+    list_display = ["project", "grantee", "rights", "status", "expires_at", "created_at"]
+    list_filter = ["status", "grantee"]
     filter_horizontal = ["species"]
 
 

@@ -81,15 +81,26 @@ class Right(models.TextChoices):
     EXPORT = "export", "Export"
 
 
+class AgreementStatus(models.TextChoices):
+    """An agreement's life: proposed by the sharing side, accepted (active) or declined by the other side,
+    revoked by either. Only active, unexpired agreements grant anything."""
+
+    PROPOSED = "proposed", "Proposed"
+    ACTIVE = "active", "Active"
+    DECLINED = "declined", "Declined"
+    REVOKED = "revoked", "Revoked"
+
+
 class SharingAgreementQuerySet(models.QuerySet["SharingAgreement"]):
     def valid(self, at: Any = None) -> SharingAgreementQuerySet:
         at = at or timezone.now()
-        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at), status=AgreementStatus.ACTIVE)
 
 
 class SharingAgreement(models.Model):
     """`project` shares with `grantee`: its members get exactly `rights`, on `species` (all if empty),
-    until `expires_at`."""
+    until `expires_at`, while the agreement is active. Agreements made in the Django admin by an operator
+    are active at once; those proposed in the browser wait for the grantee (resight.sharing)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sharing_agreements")
     grantee = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="agreements_received")
@@ -100,6 +111,12 @@ class SharingAgreement(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=10, choices=AgreementStatus.choices, default=AgreementStatus.ACTIVE)
+    # Who settled it (accepted, declined or revoked) and when; the audit log keeps every step.
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
 
     objects = SharingAgreementQuerySet.as_manager()
 
@@ -116,7 +133,9 @@ class SharingAgreement(models.Model):
 
     @property
     def is_valid(self) -> bool:
-        return self.expires_at is None or self.expires_at > timezone.now()
+        return self.status == AgreementStatus.ACTIVE and (
+            self.expires_at is None or self.expires_at > timezone.now()
+        )
 
 
 class AuditEvent(models.Model):

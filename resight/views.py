@@ -1,16 +1,21 @@
-"""The notifications of the signed-in user: the top bar's unread badge (polled by htmx) and their page."""
+"""The platform layer's pages: the signed-in user's notifications (the top bar's unread badge, polled by
+htmx, and their page) and the sharing agreements of their organisations."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from resight import notifications
+from resight import forms, notifications, sharing
 from resight.http.params import parse_id
-from resight.models import Notification
+from resight.models import Notification, Right, SharingAgreement
 
 
 def _user(request: HttpRequest) -> User:
@@ -46,3 +51,92 @@ def notification_read(request: HttpRequest) -> HttpResponse:
         return redirect(target.first() or "notifications")
     notifications.mark_read(user)
     return redirect("notifications")
+
+
+@dataclass
+class AgreementRow:
+    """One agreement as the Sharing page shows it: each right in words, and what this user may do."""
+
+    agreement: SharingAgreement
+    rights: list[tuple[str, str]]
+    species: list[str]
+    may_answer: bool
+    may_revoke: bool
+
+
+@login_required
+@require_GET
+def sharing_page(request: HttpRequest) -> HttpResponse:
+    """What our organisations share and what is shared with us, each right in words; admins propose,
+    answer and revoke here (resight.sharing)."""
+    return _render_sharing(request, forms.AgreementProposalForm(user=request.user))
+
+
+def _render_sharing(
+    request: HttpRequest, form: forms.AgreementProposalForm, status: int = 200
+) -> HttpResponse:
+    user = request.user
+    ours = set(sharing.organizations_of(user).values_list("pk", flat=True))
+    rows = [
+        AgreementRow(
+            agreement=a,
+            rights=[(Right(r).label, sharing.RIGHT_EFFECTS[r]) for r in a.rights],
+            species=[s.common_name for s in a.species.all()],
+            may_answer=sharing.may_answer(user, a),
+            may_revoke=sharing.may_revoke(user, a),
+        )
+        for a in sharing.agreements_for(user).prefetch_related("species")
+    ]
+    # An operator who belongs to no organisation sees every agreement as one list.
+    outgoing = [r for r in rows if r.agreement.project.organization_id in ours or not ours]
+    incoming = [r for r in rows if r.agreement.grantee_id in ours and r not in outgoing]
+    context = {
+        "outgoing": outgoing,
+        "incoming": incoming,
+        "form": form if sharing.can_propose(user) else None,
+        "effects": [(Right(r).label, words) for r, words in sharing.RIGHT_EFFECTS.items()],
+    }
+    return render(request, "resight/sharing.html", context, status=status)
+
+
+@login_required
+@require_POST
+def sharing_propose(request: HttpRequest) -> HttpResponse:
+    form = forms.AgreementProposalForm(request.POST, user=request.user)
+    if form.is_valid():
+        try:
+            agreement = sharing.agreement_propose(actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, f"Proposed to {agreement.grantee.name}: they accept or decline.")
+            return redirect("sharing")
+    return _render_sharing(request, form, status=400)
+
+
+@login_required
+@require_POST
+def sharing_settle(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
+    """Accept, decline or revoke one agreement (the services check who may)."""
+    agreement = get_object_or_404(sharing.agreements_for(request.user), pk=pk)
+    settle = {
+        "accept": sharing.agreement_accept,
+        "decline": sharing.agreement_decline,
+        "revoke": sharing.agreement_revoke,
+    }[verb]
+    try:
+        settled = settle(actor=request.user, agreement=agreement)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, f"The agreement with {settled.grantee.name} is {settled.status}.")
+    return redirect("sharing")
+
+
+def _add_errors(form: forms.AgreementProposalForm, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.utils.functional import lazy
 from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -25,6 +25,13 @@ urlpatterns = [
     path("notifications/", views.notification_list, name="notifications"),
     path("notifications/badge/", views.notification_badge, name="notification-badge"),
     path("notifications/read/", views.notification_read, name="notifications-read"),
+    path("sharing/", views.sharing_page, name="sharing"),
+    path("sharing/propose/", views.sharing_propose, name="sharing-propose"),
+    re_path(
+        r"^sharing/(?P<pk>[0-9]{1,18})/(?P<verb>accept|decline|revoke)/$",
+        views.sharing_settle,
+        name="sharing-settle",
+    ),
     # The API's route names (species-list, individual-detail, ...) live in their own namespace: the HTML pages
     # use the same names, and reverse() would otherwise hand the API root links to pages.
     path("api/", include((router.urls, "api"))),

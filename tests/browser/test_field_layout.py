@@ -53,6 +53,7 @@ def setup_pages(world: World) -> dict[str, str]:
         "population": f"/projects/{project}/population/",
         "models": "/models/",
         "notifications": "/notifications/",
+        "sharing": "/sharing/",
         "new-sighting": "/sightings/new/",
         "api-docs": "/api/docs/",
     }

@@ -342,7 +342,7 @@ def test_the_small_things(live_server, browser, catalogue: Catalogue, viewport) 
     viewer.close()
 
     get_user_model().objects.create_superuser("root", "root@example.org", PASSWORD)
-    agreement = SharingAgreement.objects.filter(project=world.project).first()
+    agreement = SharingAgreement.objects.filter(project=world.project).earliest("pk")
     admin = Walk(browser, live_server.url, viewport, "root")
     admin.go(f"/admin/resight/sharingagreement/{agreement.pk}/change/")
     rights = admin.page.locator("input[type=checkbox][name=rights]")

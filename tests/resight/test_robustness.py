@@ -101,6 +101,7 @@ def test_admin_edits_are_audited_with_before_and_after(world: World) -> None:
             "species": [world.leopard.pk],
             "expires_at_0": "",
             "expires_at_1": "",
+            "status": "active",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]

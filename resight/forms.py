@@ -1,0 +1,52 @@
+"""Forms of the platform layer's pages: proposing a sharing agreement."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from resight.models import Organization, Project, Right
+from resight.permissions import Action, AnyUser, projects_for
+from resight.sharing import SPECIES, organizations_of
+
+
+class AgreementProposalForm(forms.Form):
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.none(), help_text="One of the projects you manage."
+    )
+    grantee = forms.ModelChoiceField(
+        queryset=Organization.objects.order_by("name"), label="Share with", help_text="Another organisation."
+    )
+    rights = forms.MultipleChoiceField(choices=Right.choices, widget=forms.CheckboxSelectMultiple)
+    species = forms.ModelMultipleChoiceField(
+        queryset=SPECIES._default_manager.order_by("common_name"),
+        required=False,
+        help_text="Leave empty to share every species of the project.",
+    )
+    expires_on = forms.DateField(
+        required=False,
+        label="Expires on",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Optional: the agreement ends at the start of this day (UTC).",
+    )
+
+    def __init__(self, *args: Any, user: AnyUser, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        projects = projects_for(user, Action.MANAGE)
+        self.fields["project"].queryset = projects  # type: ignore[attr-defined]
+        # The other organisations only: one's own members have their roles already.
+        others = Organization.objects.exclude(pk__in=organizations_of(user).values("pk")).order_by("name")
+        self.fields["grantee"].queryset = others  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        day = data.pop("expires_on", None)
+        data["expires_at"] = (
+            dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) if isinstance(day, dt.date) else None
+        )
+        if data["expires_at"] is not None and data["expires_at"] <= timezone.now():
+            self.add_error("expires_on", "Choose a day after today.")
+        return data
