@@ -268,8 +268,10 @@ def population_mark(request: HttpRequest, pk: int) -> HttpResponse:
     if setup.species is None or not setup.sessions:
         return HttpResponse("Choose a species with identified individuals and valid sessions.", status=400)
     histories = selectors.capture_histories(user, project, setup.species, setup.sessions)
-    title = f"{project.name}: {setup.species.scientific_name}; sessions " + "; ".join(
-        s.label for s in setup.sessions
+    title = (
+        f"{project.name}: {setup.species.scientific_name}; sessions "
+        + "; ".join(s.label for s in setup.sessions)
+        + f"; licence {project.licence}; rights holder {project.holder}"  # they travel with every export
     )
     body = population_maths.mark_inp([(i.code, h) for i, h in histories], title=title)
     response = HttpResponse(body, content_type="text/plain; charset=utf-8")

@@ -23,7 +23,19 @@ from resight.permissions import Action, organizations_administered, projects_for
 class ProjectSerializer(serializers.ModelSerializer[Project]):
     class Meta:
         model = Project
-        fields = ["id", "organization", "name", "slug", "description", "time_zone", "created_at"]
+        fields = [
+            "id",
+            "organization",
+            "name",
+            "slug",
+            "description",
+            "time_zone",
+            "licence",
+            "rights_holder",
+            "embargo_until",
+            "terms_of_use",
+            "created_at",
+        ]
         read_only_fields = ["created_at"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -122,6 +134,15 @@ class SharingAgreementViewSet(PolicyViewSet):
     def decline(self, request: Request, pk: str | None = None) -> Response:
         """The grantee's admin declines a proposal."""
         return self._settled(sharing.agreement_decline(actor=request.user, agreement=self.get_object()))
+
+    @extend_schema(request=None, responses={200: SharingAgreementSerializer})
+    @action(detail=True, methods=["post"], url_path="accept-terms")
+    def accept_terms(self, request: Request, pk: str | None = None) -> Response:
+        """A member of the grantee accepts the project's current terms of use (for themselves): until then the
+        agreement grants them nothing, when the project has terms."""
+        agreement = self.get_object()
+        sharing.terms_accept(actor=request.user, agreement=agreement)
+        return self._settled(agreement)
 
     @extend_schema(request=None, responses={200: SharingAgreementSerializer})
     @action(detail=True, methods=["post"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.conf import settings
@@ -46,6 +47,21 @@ class Membership(models.Model):
         return f"{self.user} in {self.organization} ({self.role})"
 
 
+class Licence(models.TextChoices):
+    """The licences GBIF accepts for occurrence data (SPDX identifiers)."""
+
+    CC0 = "CC0-1.0", "CC0 1.0 (public domain)"
+    CC_BY = "CC-BY-4.0", "CC BY 4.0 (attribution)"
+    CC_BY_NC = "CC-BY-NC-4.0", "CC BY-NC 4.0 (attribution, non-commercial)"
+
+
+LICENCE_URLS = {
+    Licence.CC0: "https://creativecommons.org/publicdomain/zero/1.0/legalcode",
+    Licence.CC_BY: "https://creativecommons.org/licenses/by/4.0/legalcode",
+    Licence.CC_BY_NC: "https://creativecommons.org/licenses/by-nc/4.0/legalcode",
+}
+
+
 class Project(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="projects")
     name = models.CharField(max_length=200)
@@ -58,6 +74,24 @@ class Project(models.Model):
         help_text="Where the project works: new sightings start in this IANA zone",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # What travels with every record that leaves the project (exports), and what partners see first.
+    licence = models.CharField(
+        max_length=20,
+        choices=Licence.choices,
+        default=Licence.CC_BY,
+        help_text="The licence of the project's records in every export",
+    )
+    rights_holder = models.CharField(
+        max_length=200, blank=True, help_text="Who holds the rights; empty: the organisation"
+    )
+    embargo_until = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Sharing agreements grant nothing before this day (UTC)",
+    )
+    terms_of_use = models.TextField(
+        blank=True, help_text="Partners accept these before their first access (and again when they change)"
+    )
 
     policy_project_path = "pk"
     policy_species_path = None
@@ -70,6 +104,36 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def holder(self) -> str:
+        return self.rights_holder or self.organization.name
+
+    @property
+    def terms_digest(self) -> str:
+        """Names the current terms: an acceptance of older terms does not count for new ones."""
+        return hashlib.sha256(self.terms_of_use.strip().encode()).hexdigest()[:16]
+
+    def embargoed(self, at: Any = None) -> bool:
+        today = (at or timezone.now()).date()
+        return self.embargo_until is not None and self.embargo_until > today
+
+
+class TermsAcceptance(models.Model):
+    """A partner's member accepted a project's terms of use (as they read when accepted)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="terms_acceptances")
+    terms_digest = models.CharField(max_length=16)
+    accepted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "project", "terms_digest"], name="terms_accepted_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} accepted the terms of {self.project}"
 
 
 class Right(models.TextChoices):
@@ -94,7 +158,12 @@ class AgreementStatus(models.TextChoices):
 class SharingAgreementQuerySet(models.QuerySet["SharingAgreement"]):
     def valid(self, at: Any = None) -> SharingAgreementQuerySet:
         at = at or timezone.now()
-        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at), status=AgreementStatus.ACTIVE)
+        # An embargoed project's agreements wait for its embargo day (Project.embargo_until).
+        return self.filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at),
+            Q(project__embargo_until__isnull=True) | Q(project__embargo_until__lte=at.date()),
+            status=AgreementStatus.ACTIVE,
+        )
 
 
 class SharingAgreement(models.Model):
@@ -133,8 +202,11 @@ class SharingAgreement(models.Model):
 
     @property
     def is_valid(self) -> bool:
-        return self.status == AgreementStatus.ACTIVE and (
-            self.expires_at is None or self.expires_at > timezone.now()
+        """What valid() selects, for one agreement in memory."""
+        return (
+            self.status == AgreementStatus.ACTIVE
+            and (self.expires_at is None or self.expires_at > timezone.now())
+            and not self.project.embargoed()
         )
 
 

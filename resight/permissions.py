@@ -27,7 +27,7 @@ from django.db import models
 from django.db.models import Q
 from django.http import Http404
 
-from resight.models import Membership, Organization, Project, Right, Role, SharingAgreement
+from resight.models import Membership, Organization, Project, Right, Role, SharingAgreement, TermsAcceptance
 
 M = TypeVar("M", bound=models.Model)
 AnyUser = User | AnonymousUser
@@ -101,12 +101,24 @@ def grants_for(user: AnyUser) -> list[Grant]:
     ):
         grants.append(Grant(project_id, ROLE_ACTIONS[role_by_org[org_id]], None))
     agreements = (
-        SharingAgreement.objects.valid().filter(grantee_id__in=role_by_org).prefetch_related("species")
+        SharingAgreement.objects.valid()
+        .filter(grantee_id__in=role_by_org)
+        .select_related("project")
+        .prefetch_related("species")
     )
+    accepted = set(TermsAcceptance.objects.filter(user=user).values_list("project_id", "terms_digest"))
     for agreement in agreements:
+        if not terms_accepted(agreement.project, accepted):
+            continue  # a partner's member reads and accepts the project's terms first (resight.sharing)
         grants.append(Grant(agreement.project_id, agreement_actions(agreement), agreement_species(agreement)))
     setattr(user, "_resight_grants", grants)  # noqa: B010 - a per-request cache on the user object
     return grants
+
+
+def terms_accepted(project: Project, accepted: set[tuple[int, str]]) -> bool:
+    """Whether the project has no terms of use, or `accepted` (project id, terms digest) holds its current
+    ones."""
+    return not project.terms_of_use.strip() or (project.pk, project.terms_digest) in accepted
 
 
 def agreement_actions(agreement: SharingAgreement) -> frozenset[Action]:

@@ -18,7 +18,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from resight import audit, notifications
-from resight.models import AgreementStatus, Organization, Project, Right, Role, SharingAgreement
+from resight.models import (
+    AgreementStatus,
+    Organization,
+    Project,
+    Right,
+    Role,
+    SharingAgreement,
+    TermsAcceptance,
+)
 from resight.permissions import (
     Action,
     AnyUser,
@@ -179,6 +187,45 @@ def _settle(
         )
     forget_grants(actor)
     return locked
+
+
+def terms_pending(user: AnyUser, agreement: SharingAgreement) -> bool:
+    """Whether the project asks this user (a grantee's member) to accept its current terms first."""
+    project = agreement.project
+    if not project.terms_of_use.strip() or agreement.project.organization_id in _member_of(user):
+        return False
+    done = TermsAcceptance.objects.filter(user=user_or_none(user), project=project)
+    return not done.filter(terms_digest=project.terms_digest).exists()
+
+
+def terms_accept(*, actor: AnyUser, agreement: SharingAgreement) -> TermsAcceptance:
+    """A member of the grantee accepts the project's current terms of use for themselves."""
+    member = user_or_none(actor)
+    if member is None or agreement.grantee_id not in _member_of(actor):
+        raise PermissionDenied(
+            "Only members of the organisation the project is shared with accept its terms."
+        )
+    if agreement.status != AgreementStatus.ACTIVE:
+        raise ValidationError("Terms are accepted under an active agreement.")
+    project = agreement.project
+    with transaction.atomic():
+        acceptance, created = TermsAcceptance.objects.get_or_create(
+            user=member, project=project, terms_digest=project.terms_digest
+        )
+        if created:
+            audit.record(
+                actor=actor,
+                action="terms.accept",
+                obj=acceptance,
+                project_id=project.pk,
+                changes={"terms_digest": [None, project.terms_digest]},
+            )
+    forget_grants(actor)
+    return acceptance
+
+
+def _member_of(user: AnyUser) -> set[int]:
+    return set(organizations_of(user).values_list("pk", flat=True))
 
 
 def _is_party(user: AnyUser, agreement: SharingAgreement) -> bool:

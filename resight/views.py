@@ -62,6 +62,7 @@ class AgreementRow:
     species: list[str]
     may_answer: bool
     may_revoke: bool
+    terms_pending: bool
 
 
 @login_required
@@ -84,6 +85,7 @@ def _render_sharing(
             species=[s.common_name for s in a.species.all()],
             may_answer=sharing.may_answer(user, a),
             may_revoke=sharing.may_revoke(user, a),
+            terms_pending=a.status == "active" and sharing.terms_pending(user, a),
         )
         for a in sharing.agreements_for(user).prefetch_related("species")
     ]
@@ -117,20 +119,23 @@ def sharing_propose(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def sharing_settle(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
-    """Accept, decline or revoke one agreement (the services check who may)."""
+    """Accept, decline or revoke one agreement, or accept its project's terms (the services check who may)."""
     agreement = get_object_or_404(sharing.agreements_for(request.user), pk=pk)
-    settle = {
-        "accept": sharing.agreement_accept,
-        "decline": sharing.agreement_decline,
-        "revoke": sharing.agreement_revoke,
-    }[verb]
     try:
-        settled = settle(actor=request.user, agreement=agreement)
+        if verb == "terms":
+            sharing.terms_accept(actor=request.user, agreement=agreement)
+            messages.success(request, f"You accepted the terms of use of {agreement.project.name}.")
+        else:
+            settle = {
+                "accept": sharing.agreement_accept,
+                "decline": sharing.agreement_decline,
+                "revoke": sharing.agreement_revoke,
+            }[verb]
+            settled = settle(actor=request.user, agreement=agreement)
+            messages.success(request, f"The agreement with {settled.grantee.name} is {settled.status}.")
     except ValidationError as exc:
         for message in exc.messages:
             messages.error(request, message)
-    else:
-        messages.success(request, f"The agreement with {settled.grantee.name} is {settled.status}.")
     return redirect("sharing")
 
 

@@ -28,7 +28,7 @@ urlpatterns = [
     path("sharing/", views.sharing_page, name="sharing"),
     path("sharing/propose/", views.sharing_propose, name="sharing-propose"),
     re_path(
-        r"^sharing/(?P<pk>[0-9]{1,18})/(?P<verb>accept|decline|revoke)/$",
+        r"^sharing/(?P<pk>[0-9]{1,18})/(?P<verb>accept|decline|revoke|terms)/$",
         views.sharing_settle,
         name="sharing-settle",
     ),

@@ -1,12 +1,14 @@
 """Agreements in the browser (Debian's Chromium): the owner's admin proposes sharing a project, the partner's
 admin accepts it on the Sharing page, the partner's members see the project; the owner revokes it and they
-see nothing. Screenshots in test-artifacts/sharing/."""
+see nothing; an embargo hides the project until its day. Screenshots in test-artifacts/sharing/."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from resight.models import Organization, Role
+from resight.models import Organization, Project, Role
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_field_layout import LAPTOP, PHONE, log_in
 from tests.conftest import World, make_user
@@ -54,16 +56,25 @@ def test_propose_accept_see_revoke(live_server, browser, world: World, viewport)
     assert "Active" in answer.locator("article.agreement", has_text="Big Cats").inner_text()
 
     assert partner.goto(project).status == 200
+    # An embargo hides the project again until its day, then reveals it.
+    today = dt.datetime.now(dt.UTC).date()
+    Project.objects.filter(pk=world.project.pk).update(embargo_until=today + dt.timedelta(days=1))
+    assert partner.goto(project).status == 404
+    answer.goto(f"{base}/sharing/")
+    assert "Embargoed until" in answer.locator("article.agreement", has_text="Big Cats").inner_text()
+    answer.screenshot(path=str(folder / "3-embargoed.png"), full_page=True)
+    Project.objects.filter(pk=world.project.pk).update(embargo_until=today)
+    assert partner.goto(project).status == 200
     partner.goto(f"{base}/sightings/")
     assert f"/sightings/{world.sighting.pk}/" in partner.content()  # the leopard's sighting
     assert f"/sightings/{world.zebra_sighting.pk}/" not in partner.content()  # leopards only
-    partner.screenshot(path=str(folder / "3-partner-sees.png"), full_page=True)
+    partner.screenshot(path=str(folder / "4-partner-sees.png"), full_page=True)
 
     owner.goto(f"{base}/sharing/")
     with owner.expect_navigation():
         owner.locator("article.agreement", has_text="Lakeside").locator("button:text('Revoke')").click()
     assert "Revoked" in owner.locator("article.agreement", has_text="Lakeside").inner_text()
-    owner.screenshot(path=str(folder / "4-revoked.png"), full_page=True)
+    owner.screenshot(path=str(folder / "5-revoked.png"), full_page=True)
     assert partner.goto(project).status == 404
     partner.goto(f"{base}/sightings/")
     assert f"/sightings/{world.sighting.pk}/" not in partner.content()

@@ -14,7 +14,7 @@ from django.test import Client
 
 from resight import sharing
 from resight.models import AgreementStatus, AuditEvent, Notification, Organization, Role, SharingAgreement
-from resight.permissions import Action, forget_grants, granted
+from resight.permissions import Action, forget_grants, granted, users_granted
 from tests.conftest import World, make_user
 
 
@@ -231,3 +231,66 @@ def test_the_sharing_page_says_each_right_in_words_and_offers_what_the_user_may_
         "/sharing/propose/", {"project": world.project.pk, "grantee": lakeside.pk, "rights": ["curate"]}
     )
     assert response.status_code == 400 and "awaits their answer already" in response.content.decode()
+
+
+def test_an_embargo_keeps_agreements_waiting_until_its_day(world: World) -> None:
+    partner = world.users["share_view"]
+    today = dt.datetime.now(dt.UTC).date()
+    world.project.embargo_until = today + dt.timedelta(days=1)
+    world.project.save()
+    assert not may_view(partner, world)
+    assert partner not in users_granted(world.project.pk, Action.VIEW)
+    page = client(world, "share_view").get("/sharing/").content.decode()
+    assert f"Embargoed until {world.project.embargo_until:%Y-%m-%d}" in page
+    assert client(world, "share_view").get(f"/api/sightings/{world.sighting.pk}/").status_code == 404
+    world.project.embargo_until = today  # the day has come
+    world.project.save()
+    assert may_view(partner, world)
+    assert client(world, "share_view").get(f"/api/sightings/{world.sighting.pk}/").status_code == 200
+    assert may_view(world.users["viewer"], world)  # the project's own members never wait
+
+
+def test_partners_accept_the_terms_of_use_first_and_again_when_they_change(
+    world: World, api_client_for
+) -> None:
+    partner = world.users["share_view"]
+    agreement = SharingAgreement.objects.get(grantee__slug="share-view")
+    world.project.terms_of_use = "Cite the Big Cats project in every publication."
+    world.project.save()
+    assert not may_view(partner, world)
+    assert may_view(world.users["viewer"], world)  # members accept nothing
+    page = client(world, "share_view").get("/sharing/").content.decode()
+    assert "Cite the Big Cats project" in page and f"/sharing/{agreement.pk}/terms/" in page
+    assert client(world, "viewer").get("/sharing/").content.decode().count("/terms/") == 0
+    assert client(world, "outsider").post(f"/sharing/{agreement.pk}/terms/").status_code == 404
+
+    response = client(world, "share_view").post(f"/sharing/{agreement.pk}/terms/")
+    assert response.status_code == 302 and may_view(partner, world)
+    assert AuditEvent.objects.filter(action="terms.accept", actor_name="share_view").count() == 1
+    assert (
+        f"/sharing/{agreement.pk}/terms/" not in client(world, "share_view").get("/sharing/").content.decode()
+    )
+
+    world.project.terms_of_use += " And share your photos back."
+    world.project.save()
+    assert not may_view(partner, world)  # new terms: accepted again
+    answer = api_client_for(partner).post(f"/api/sharing-agreements/{agreement.pk}/accept-terms/")
+    assert answer.status_code == 200 and may_view(partner, world)
+    contributor = api_client_for(world.users["contributor"])
+    assert contributor.post(f"/api/sharing-agreements/{agreement.pk}/accept-terms/").status_code == 403
+
+
+def test_the_licence_and_rights_holder_travel_with_the_export(world: World, api_client_for) -> None:
+    admin = api_client_for(world.users["admin"])
+    response = admin.patch(
+        f"/api/projects/{world.project.pk}/",
+        {"licence": "CC0-1.0", "rights_holder": "Mara Trust"},
+        format="json",
+    )
+    assert response.status_code == 200 and response.json()["licence"] == "CC0-1.0"
+    assert admin.patch(f"/api/projects/{world.project.pk}/", {"licence": "all rights"}).status_code == 400
+    inp = client(world, "curator").get(
+        f"/projects/{world.project.pk}/population/mark.inp?species={world.leopard.pk}"
+    )
+    assert inp.status_code == 200
+    assert "licence CC0-1.0; rights holder Mara Trust" in inp.content.decode().splitlines()[0]
