@@ -7,6 +7,7 @@ urlpatterns = [
     path("projects/<int:pk>/", views.project_detail, name="project-detail"),
     path("projects/<int:pk>/population/", views.population, name="population"),
     path("projects/<int:pk>/population/mark.inp", views.population_mark, name="population-mark"),
+    path("projects/<int:pk>/export/dwca.zip", views.project_dwca, name="project-dwca"),
     path("species/", views.species_list, name="species-list"),
     path("individuals/", views.individual_list, name="individual-list"),
     path("individuals/<int:pk>/", views.individual_detail, name="individual-detail"),

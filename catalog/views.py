@@ -28,6 +28,7 @@ from rest_framework.permissions import IsAuthenticated
 
 from catalog import drafts, plots, selectors, services
 from catalog import population as population_maths
+from catalog.exports import darwin_core
 from catalog.forms import AnnotationForm, PopulationForm, SightingFilterForm, SightingForm
 from catalog.models import Individual, IndividualStatus, Sex, Sighting, Species
 from resight.http.params import parse_id
@@ -77,6 +78,7 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "recent_sightings": [(s, selectors.sighting_location(user, s)) for s in sightings[:20]],
             "can_contribute": granted(user, project.pk, Action.CONTRIBUTE),
             "can_manage": granted(user, project.pk, Action.MANAGE),
+            "can_export": granted(user, project.pk, Action.EXPORT),
             "agreements": project.sharing_agreements.valid().select_related("grantee")
             if granted(user, project.pk, Action.MANAGE)
             else [],
@@ -277,6 +279,18 @@ def population_mark(request: HttpRequest, pk: int) -> HttpResponse:
     response = HttpResponse(body, content_type="text/plain; charset=utf-8")
     filename = f"{project.slug}-{setup.species.scientific_name.replace(' ', '_')}.inp"
     # Django quotes (or RFC 5987-encodes) the name, so nothing in a slug or species name adds parameters.
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
+    return response
+
+
+@login_required
+@require_GET
+def project_dwca(request: HttpRequest, pk: int) -> HttpResponse:
+    """The project's identified animals as a Darwin Core Archive for GBIF (export right needed; places as
+    precise as the user may see them)."""
+    project = get_for(request.user, Project.objects.all(), Action.EXPORT, pk=pk)
+    response = HttpResponse(darwin_core.archive(request.user, project), content_type="application/zip")
+    filename = f"{project.slug}-dwca.zip"
     response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
     return response
 

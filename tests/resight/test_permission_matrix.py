@@ -131,6 +131,14 @@ SURFACES = [
         "export",
         False,
     ),
+    Surface(
+        "page Darwin Core Archive export",
+        "get",
+        lambda w: f"/projects/{w.project.pk}/export/dwca.zip",
+        "export",
+        False,
+    ),
+    Surface("page sharing", "get", lambda w: "/sharing/", "any", False),
     Surface("page sighting", "get", lambda w: f"/sightings/{w.sighting.pk}/", "view", False),
     Surface(
         "page zebra sighting",
@@ -165,6 +173,7 @@ SURFACES = [
     # API reads
     Surface("api species list", "get", lambda w: "/api/species/", "any", True),
     Surface("api sightings list", "get", lambda w: "/api/sightings/", "any", True),
+    Surface("api sharing agreements list", "get", lambda w: "/api/sharing-agreements/", "any", True),
     Surface("api project", "get", lambda w: f"/api/projects/{w.project.pk}/", "view", True),
     Surface("api sighting", "get", lambda w: f"/api/sightings/{w.sighting.pk}/", "view", True),
     Surface(
