@@ -8,6 +8,11 @@ urlpatterns = [
     path("projects/<int:pk>/population/", views.population, name="population"),
     path("projects/<int:pk>/population/mark.inp", views.population_mark, name="population-mark"),
     path("projects/<int:pk>/export/dwca.zip", views.project_dwca, name="project-dwca"),
+    path(
+        "projects/<int:pk>/export/wildlife-datasets.zip",
+        views.project_wildlife_datasets,
+        name="project-wildlife-datasets",
+    ),
     path("species/", views.species_list, name="species-list"),
     path("individuals/", views.individual_list, name="individual-list"),
     path("individuals/<int:pk>/", views.individual_detail, name="individual-detail"),

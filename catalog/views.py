@@ -28,7 +28,7 @@ from rest_framework.permissions import IsAuthenticated
 
 from catalog import drafts, plots, selectors, services
 from catalog import population as population_maths
-from catalog.exports import darwin_core
+from catalog.exports import darwin_core, wildlife_datasets
 from catalog.forms import AnnotationForm, PopulationForm, SightingFilterForm, SightingForm
 from catalog.models import Individual, IndividualStatus, Sex, Sighting, Species
 from resight.http.params import parse_id
@@ -289,8 +289,22 @@ def project_dwca(request: HttpRequest, pk: int) -> HttpResponse:
     """The project's identified animals as a Darwin Core Archive for GBIF (export right needed; places as
     precise as the user may see them)."""
     project = get_for(request.user, Project.objects.all(), Action.EXPORT, pk=pk)
-    response = HttpResponse(darwin_core.archive(request.user, project), content_type="application/zip")
-    filename = f"{project.slug}-dwca.zip"
+    return _zip_download(darwin_core.archive(request.user, project), f"{project.slug}-dwca.zip")
+
+
+@login_required
+@require_GET
+def project_wildlife_datasets(request: HttpRequest, pk: int) -> HttpResponse:
+    """The project's annotated photos in the wildlife-datasets layout (images/ and metadata.csv), which
+    Bulk upload reads back (export right needed)."""
+    project = get_for(request.user, Project.objects.all(), Action.EXPORT, pk=pk)
+    body = wildlife_datasets.archive(request.user, project)
+    return _zip_download(body, f"{project.slug}-wildlife-datasets.zip")
+
+
+def _zip_download(body: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(body, content_type="application/zip")
+    # Django quotes (or RFC 5987-encodes) the name, so nothing in a slug adds parameters.
     response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
     return response
 

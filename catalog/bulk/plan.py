@@ -3,7 +3,9 @@
 One row per photo, a header row, comma, semicolon or tab separated, UTF-8. Columns (case and spaces ignored;
 aliases in CSV_COLUMNS): file (required), time, time_zone, latitude, longitude, location_name, species,
 individual, viewpoint, body_part, sighting (rows with the same value share one sighting), x, y, width,
-height (the animal's box; the whole photo if empty), observer, notes.
+height (the animal's box; the whole photo if empty), observer, notes. The layout of the `wildlife-datasets`
+package reads as well: `path`, `identity` ("unknown": none), `orientation`, `date` and `bbox` as
+[x, y, width, height] (catalog.exports.wildlife_datasets writes it).
 
 Here only the text is read: what a value must be (a plausible time, a position on the globe, a box inside
 the photo) is checked by the dry run with the very validators single uploads use (bulk.check).
@@ -14,6 +16,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
+import math
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
@@ -34,19 +38,22 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     "longitude": ("longitude", "lon", "lng", "long"),
     "location_name": ("location_name", "location", "site", "place"),
     "species": ("species", "scientific_name", "common_name"),
-    "individual": ("individual", "individual_id", "individual_code", "animal", "id_code"),
-    "viewpoint": ("viewpoint", "view", "side"),
+    "individual": ("individual", "individual_id", "individual_code", "animal", "id_code", "identity"),
+    "viewpoint": ("viewpoint", "view", "side", "orientation"),
     "body_part": ("body_part", "bodypart", "part"),
     "sighting": ("sighting", "encounter", "event", "sighting_key"),
     "x": ("x", "box_x"),
     "y": ("y", "box_y"),
     "width": ("width", "w", "box_width"),
     "height": ("height", "h", "box_height"),
+    "bbox": ("bbox", "box"),
     "observer": ("observer", "photographer"),
     "notes": ("notes", "comment", "comments"),
 }
 _ALIASES = {alias: column for column, aliases in CSV_COLUMNS.items() for alias in aliases}
 BOX_COLUMNS = ("x", "y", "width", "height")
+BBOX_COLUMN = "bbox"  # the four in one JSON list, as wildlife-datasets writes them
+UNKNOWN_IDENTITIES = {"unknown"}  # wildlife-datasets' identity of an unidentified animal
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,8 @@ def plan_row(
         except ValidationError as exc:
             problems.extend(exc.messages)
     individual = row.get("individual", "")
+    if individual.lower() in UNKNOWN_IDENTITIES:
+        individual = ""
     if not individual and batch.folders_name_individuals and "/" in name:
         individual = name.rsplit("/", 2)[-2]
     if individual:
@@ -157,6 +166,8 @@ def _number(row: dict[str, str], column: str, problems: list[str]) -> float | No
 
 
 def _box(row: dict[str, str], problems: list[str]) -> list[int] | None:
+    if row.get(BBOX_COLUMN):
+        return _bbox(row[BBOX_COLUMN], problems)
     values = [_number(row, c, problems) for c in BOX_COLUMNS]
     if all(v is None for v in values):
         return None
@@ -164,6 +175,21 @@ def _box(row: dict[str, str], problems: list[str]) -> list[int] | None:
         problems.append("A box needs all of x, y, width and height.")
         return None
     return [round(v) for v in values if v is not None]
+
+
+def _bbox(text: str, problems: list[str]) -> list[int] | None:
+    try:
+        values = json.loads(text)
+    except ValueError:
+        values = None
+    if not (
+        isinstance(values, list)
+        and len(values) == 4
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    ):
+        problems.append(f"bbox is not [x, y, width, height]: {text[:60]!r}.")
+        return None
+    return [round(v) for v in values]
 
 
 def _species(

@@ -138,6 +138,13 @@ SURFACES = [
         "export",
         False,
     ),
+    Surface(
+        "page wildlife-datasets export",
+        "get",
+        lambda w: f"/projects/{w.project.pk}/export/wildlife-datasets.zip",
+        "export",
+        False,
+    ),
     Surface("page sharing", "get", lambda w: "/sharing/", "any", False),
     Surface("page sighting", "get", lambda w: f"/sightings/{w.sighting.pk}/", "view", False),
     Surface(
