@@ -13,6 +13,7 @@ urlpatterns = [
         views.project_wildlife_datasets,
         name="project-wildlife-datasets",
     ),
+    path("projects/<int:pk>/export/coco.zip", views.project_coco, name="project-coco"),
     path("species/", views.species_list, name="species-list"),
     path("individuals/", views.individual_list, name="individual-list"),
     path("individuals/<int:pk>/", views.individual_detail, name="individual-detail"),

@@ -28,7 +28,7 @@ from rest_framework.permissions import IsAuthenticated
 
 from catalog import drafts, plots, selectors, services
 from catalog import population as population_maths
-from catalog.exports import darwin_core, wildlife_datasets
+from catalog.exports import coco, darwin_core, wildlife_datasets
 from catalog.forms import AnnotationForm, PopulationForm, SightingFilterForm, SightingForm
 from catalog.models import Individual, IndividualStatus, Sex, Sighting, Species
 from resight.http.params import parse_id
@@ -300,6 +300,15 @@ def project_wildlife_datasets(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_for(request.user, Project.objects.all(), Action.EXPORT, pk=pk)
     body = wildlife_datasets.archive(request.user, project)
     return _zip_download(body, f"{project.slug}-wildlife-datasets.zip")
+
+
+@login_required
+@require_GET
+def project_coco(request: HttpRequest, pk: int) -> HttpResponse:
+    """The project's annotations as COCO (images/ and annotations.json) for training elsewhere; Bulk upload
+    takes its annotations.json as the metadata file (export right needed)."""
+    project = get_for(request.user, Project.objects.all(), Action.EXPORT, pk=pk)
+    return _zip_download(coco.archive(request.user, project), f"{project.slug}-coco.zip")
 
 
 def _zip_download(body: bytes, filename: str) -> HttpResponse:

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from catalog.bulk import check, importing
 from catalog.bulk.receive import OPEN_STATES, receive_file
+from catalog.exports import coco
 from catalog.models import BatchState, ItemState, Species, UploadBatch, UploadItem, Viewpoint
 from resight import audit
 from resight.models import Project
@@ -64,9 +65,13 @@ def batch_create(
 
 
 def _read_csv_upload(stream: IO[bytes]) -> bytes:
+    """The metadata file as the CSV the dry run reads: a COCO annotations.json (a JSON object) is turned
+    into its rows first."""
     data = stream.read(MAX_CSV_BYTES + 1)
     if len(data) > MAX_CSV_BYTES:
         raise ValidationError({"csv": [f"The CSV is larger than {MAX_CSV_BYTES // 1_000_000} MB."]})
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
+        return coco.to_csv(data).encode()
     return data
 
 

@@ -20,7 +20,6 @@ import zoneinfo
 from PIL import Image, ImageOps
 
 from catalog import selectors
-from catalog.bulk.plan import BBOX_COLUMN
 from catalog.models import Annotation, MediaAsset
 from resight.models import Project
 from resight.permissions import Action, AnyUser
@@ -41,7 +40,6 @@ COLUMNS = [
     "location_name",
 ]
 UNKNOWN_IDENTITY = "unknown"  # wildlife-datasets' word for an unidentified animal
-assert BBOX_COLUMN in COLUMNS
 
 
 def annotated(user: AnyUser, project: Project) -> list[Annotation]:
@@ -54,21 +52,37 @@ def annotated(user: AnyUser, project: Project) -> list[Annotation]:
 
 
 def archive(user: AnyUser, project: Project) -> bytes:
-    buffer, text = io.BytesIO(), io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    written: set[int] = set()
+    buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for annotation in annotated(user, project):
-            asset = annotation.media_asset
-            where = selectors.sighting_location(user, annotation.sighting)
-            path = image_path(asset)
-            if asset.pk not in written:
-                written.add(asset.pk)
-                zf.writestr(path, _photo_bytes(asset, keep_exif=not where.blurred))
-            writer.writerow(_row(annotation, path, where))
-        zf.writestr("metadata.csv", text.getvalue())
+        records = [record for _, record in write_photos(zf, user, project)]
+        zf.writestr("metadata.csv", to_csv(records))
     return buffer.getvalue()
+
+
+def write_photos(
+    zf: zipfile.ZipFile, user: AnyUser, project: Project
+) -> list[tuple[Annotation, dict[str, str]]]:
+    """Put each annotated photo the user may export into `zf` once (under images/); each annotation with
+    its record (the CSV's columns). The COCO export shares it."""
+    written: set[int] = set()
+    records = []
+    for annotation in annotated(user, project):
+        asset = annotation.media_asset
+        where = selectors.sighting_location(user, annotation.sighting)
+        path = image_path(asset)
+        if asset.pk not in written:
+            written.add(asset.pk)
+            zf.writestr(path, _photo_bytes(asset, keep_exif=not where.blurred))
+        records.append((annotation, record(annotation, path, where)))
+    return records
+
+
+def to_csv(records: list[dict[str, str]]) -> str:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    return text.getvalue()
 
 
 def image_path(asset: MediaAsset) -> str:
@@ -77,7 +91,7 @@ def image_path(asset: MediaAsset) -> str:
     return f"images/{asset.pk}-{name}"
 
 
-def _row(annotation: Annotation, path: str, where: selectors.Location) -> list[str]:
+def record(annotation: Annotation, path: str, where: selectors.Location) -> dict[str, str]:
     sighting = annotation.sighting
     individual = annotation.individual
     zone = zoneinfo.ZoneInfo(sighting.time_zone)
@@ -96,7 +110,7 @@ def _row(annotation: Annotation, path: str, where: selectors.Location) -> list[s
         "longitude": "" if where.longitude is None else repr(where.longitude),
         "location_name": where.name,
     }
-    return [values[c] for c in COLUMNS]
+    return values
 
 
 def _photo_bytes(asset: MediaAsset, keep_exif: bool) -> bytes:

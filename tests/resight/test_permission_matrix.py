@@ -145,6 +145,9 @@ SURFACES = [
         "export",
         False,
     ),
+    Surface(
+        "page COCO export", "get", lambda w: f"/projects/{w.project.pk}/export/coco.zip", "export", False
+    ),
     Surface("page sharing", "get", lambda w: "/sharing/", "any", False),
     Surface("page sighting", "get", lambda w: f"/sightings/{w.sighting.pk}/", "view", False),
     Surface(

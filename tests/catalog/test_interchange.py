@@ -1,17 +1,19 @@
-"""The wildlife-datasets layout: export a project's annotated photos (images/ and metadata.csv), import the
-zip's photos and CSV through Bulk upload into a fresh project, and get back the same individuals, sightings,
-annotations (box, viewpoint, body part, species) and identities. A partner sees blurred places blurred and
-gets the photos of a sensitive species without their EXIF."""
+"""The wildlife-datasets layout and COCO: export a project's annotated photos (images/ and metadata.csv, or
+annotations.json), import the zip's photos and metadata file through Bulk upload into a fresh project, and
+get back the same individuals, sightings, annotations (box, viewpoint, body part, species) and identities.
+A partner sees blurred places blurred and gets the photos of a sensitive species without their EXIF."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import posixpath
 import zipfile
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from django.core.files.base import ContentFile
 from django.test import Client
 from PIL import Image
@@ -25,10 +27,10 @@ from resight.permissions import forget_grants
 from tests.conftest import World, photo_bytes, upload
 
 
-def download(world: World, user: str, project: Project) -> zipfile.ZipFile:
+def download(world: World, user: str, project: Project, kind: str = "wildlife-datasets") -> zipfile.ZipFile:
     client = Client()
     client.force_login(world.users[user])
-    response = client.get(f"/projects/{project.pk}/export/wildlife-datasets.zip")
+    response = client.get(f"/projects/{project.pk}/export/{kind}.zip")
     assert response.status_code == 200, response.content[:300]
     return zipfile.ZipFile(io.BytesIO(response.content))
 
@@ -61,7 +63,11 @@ def catalogue(project: Project) -> dict[str, Any]:
     return {"photos": photos, "sightings": sorted(sorted(g) for g in groups.values())}
 
 
-def test_export_then_import_into_a_fresh_project_gives_back_the_catalogue(world: World) -> None:
+METADATA = {"wildlife-datasets": "metadata.csv", "coco": "annotations.json"}
+
+
+@pytest.mark.parametrize("kind", METADATA)
+def test_export_then_import_into_a_fresh_project_gives_back_the_catalogue(world: World, kind: str) -> None:
     curator = world.users["curator"]
     # One more photo of L1 in the leopard's sighting, and an unidentified animal elsewhere.
     second = services.media_asset_create(
@@ -88,12 +94,21 @@ def test_export_then_import_into_a_fresh_project_gives_back_the_catalogue(world:
     services.annotation_create(
         actor=curator, media_asset=stranger.media_assets.get(), species=world.zebra, box=(1, 2, 50, 60)
     )
-    archive = download(world, "curator", world.project)
-    metadata = archive.read("metadata.csv")
-    header = metadata.decode().splitlines()[0].split(",")
-    assert header[:7] == ["image_id", "identity", "path", "bbox", "date", "species", "orientation"]
-    rows = list(csv.DictReader(io.StringIO(metadata.decode())))
-    assert {r["identity"] for r in rows} == {"L1", "Z1", "unknown"} and len(rows) == 4
+    archive = download(world, "curator", world.project, kind)
+    metadata = archive.read(METADATA[kind])
+    if kind == "coco":
+        coco = json.loads(metadata)
+        assert {a["identity"] for a in coco["annotations"]} == {"L1", "Z1", None}
+        assert {c["name"] for c in coco["categories"]} == {"Panthera pardus", "Equus quagga"}
+        assert all(a["area"] == a["bbox"][2] * a["bbox"][3] for a in coco["annotations"])
+        assert {i["file_name"] for i in coco["images"]} == {
+            n for n in archive.namelist() if n != METADATA[kind]
+        }
+    else:
+        header = metadata.decode().splitlines()[0].split(",")
+        assert header[:7] == ["image_id", "identity", "path", "bbox", "date", "species", "orientation"]
+        rows = list(csv.DictReader(io.StringIO(metadata.decode())))
+        assert {r["identity"] for r in rows} == {"L1", "Z1", "unknown"} and len(rows) == 4
 
     copy = platform.project_create(
         actor=world.users["admin"], organization=world.project.organization, name="Copy", slug="copy"
@@ -131,3 +146,11 @@ def test_a_partner_gets_blurred_places_and_photos_without_exif(world: World) -> 
         io.StringIO(download(world, "curator", world.project).read("metadata.csv").decode())
     )
     assert next(r for r in curator_rows if r["species"] == "Panthera pardus")["latitude"] == "-1.23456"
+
+
+def test_a_broken_coco_file_is_refused_in_words(world: World) -> None:
+    from django.core.exceptions import ValidationError
+
+    for body in (b'{"images": []}', b"{not json", b'{"images": 3, "annotations": [], "categories": []}'):
+        with pytest.raises(ValidationError, match="not a COCO document"):
+            bulk.batch_create(actor=world.users["curator"], project=world.project, csv_file=io.BytesIO(body))
