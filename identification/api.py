@@ -172,6 +172,7 @@ class MatchJobViewSet(PolicyViewSet):
     """POST to start a job for an annotation; GET to poll its state and read ranked candidates."""
 
     serializer_class = MatchJobSerializer
+    token_scopes = {"create": "match"}  # a personal token starts match jobs with the match scope
     filterset_fields = ["annotation", "state"]
     ordering_fields = ["created_at"]
     http_method_names = ["get", "post", "head", "options"]

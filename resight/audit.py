@@ -20,15 +20,19 @@ def record(
     obj: models.Model,
     project_id: int | None = None,
     changes: dict[str, Any] | None = None,
+    object_id: str | None = None,
+    object_repr: str | None = None,
 ) -> AuditEvent:
+    """`object_id` and `object_repr` name an object whose key and text must not be logged (an API token's
+    are its hash)."""
     user = user_or_none(actor)
     return AuditEvent.objects.create(
         actor_id=user.pk if user else None,
         actor_name=user.get_username() if user else "",
         action=action,
         object_type=obj._meta.label,
-        object_id=str(obj.pk),
-        object_repr=str(obj)[:200],
+        object_id=object_id if object_id is not None else str(obj.pk),
+        object_repr=(object_repr if object_repr is not None else str(obj))[:200],
         project_id=project_id,
         changes=changes or {},
     )

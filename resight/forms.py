@@ -1,4 +1,4 @@
-"""Forms of the platform layer's pages: proposing a sharing agreement."""
+"""Forms of the platform layer's pages: proposing a sharing agreement, making a personal API token."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from resight.models import Organization, Project, Right
+from resight.models import Organization, Project, Right, TokenScope
 from resight.permissions import Action, AnyUser, projects_for
 from resight.sharing import SPECIES, organizations_of
 
@@ -50,3 +50,17 @@ class AgreementProposalForm(forms.Form):
         if data["expires_at"] is not None and data["expires_at"] <= timezone.now():
             self.add_error("expires_on", "Choose a day after today.")
         return data
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, help_text="Where the token is used, e.g. 'camera-trap sync script'."
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=TokenScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Read: GET requests. Write: every other change. Match: start match jobs.",
+    )
+    days = forms.IntegerField(
+        min_value=1, max_value=365, initial=90, label="Expires after (days)", help_text="1 to 365 days."
+    )

@@ -252,3 +252,32 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class TokenScope(models.TextChoices):
+    """What a personal API token may do: read (GET), write (everything else), match (start match jobs)."""
+
+    READ = "read", "Read"
+    WRITE = "write", "Write"
+    MATCH = "match", "Match"
+
+
+class PersonalToken(models.Model):
+    """An API token its user made in the browser, with a name and scopes. django-rest-knox's AuthToken holds
+    the secret's hash and the expiry; tokens from the password exchange have no row here and every scope."""
+
+    token = models.OneToOneField(
+        "knox.AuthToken", on_delete=models.CASCADE, primary_key=True, related_name="personal"
+    )
+    name = models.CharField(max_length=100)
+    scopes = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scopes__contained_by=["read", "write", "match"]), name="token_scopes_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({', '.join(self.scopes)})"

@@ -9,15 +9,21 @@ The libraries do the work; what is here is the glue they leave to the project:
 - knox has no endpoint listing a user's tokens or revoking one of them: `TokenViewSet`.
 - knox does not revoke tokens when their user's password changes or the user is deactivated (Django ties
   only sessions to the password hash): `revoke_tokens_on_credential_change`.
+- knox tokens carry no scopes: personal tokens made in the browser (`token_create`) name theirs in
+  PersonalToken, and `resight.http.token_scopes.TokenScopes` (a DRF permission every API view has) refuses
+  what they do not cover.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.db.models.signals import pre_save
 from django.http import Http404
@@ -37,7 +43,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
+from resight import audit
 from resight.http.schema import DETAIL, FIELD_ERRORS
+from resight.models import PersonalToken, TokenScope
+from resight.permissions import AnyUser, user_or_none
 
 AXES_USERNAME_LENGTH: int = AccessAttempt._meta.get_field("username").max_length
 
@@ -110,6 +119,8 @@ class TokenObtainView(knox_views.LoginView):
 class LogoutView(knox_views.LogoutView):
     """Revokes the token this request was made with."""
 
+    token_scopes = {None: None}  # any token may end itself
+
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         response: Response = super().post(request, *args, **kwargs)
@@ -118,6 +129,8 @@ class LogoutView(knox_views.LogoutView):
 
 class LogoutAllView(knox_views.LogoutAllView):
     """Revokes every token of the user this request's token belongs to."""
+
+    token_scopes = {None: None}
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -137,6 +150,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.Gen
     serializer_class = ApiTokenSerializer
     lookup_field = "token_key"
     filter_backends: list[type] = []
+    token_scopes = {"list": None, "destroy": None}  # any token may list and revoke its user's tokens
 
     def get_queryset(self) -> QuerySet[AuthToken]:
         user = self.request.user
@@ -154,6 +168,66 @@ class TokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.Gen
         if not deleted:
             raise Http404
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+MAX_TOKEN_DAYS = 365
+
+
+def token_create(*, actor: AnyUser, name: str, scopes: list[str], days: int) -> tuple[PersonalToken, str]:
+    """A personal token for `actor`: its record and its secret (shown once; only a hash is kept)."""
+    user = user_or_none(actor)
+    if user is None:
+        raise PermissionDenied("Sign in to make a token.")
+    chosen = [s for s in TokenScope.values if s in set(scopes)]
+    problems = {}
+    if not chosen or len(set(scopes)) != len(chosen):
+        problems["scopes"] = "Choose one or more of: read, write, match."
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        problems["days"] = f"A token lives 1 to {MAX_TOKEN_DAYS} days."
+    if not name.strip() or len(name) > 100 or "\x00" in name:
+        problems["name"] = "Name the token (up to 100 characters): where it is used."
+    if problems:
+        raise ValidationError(problems)
+    with transaction.atomic():
+        token, secret = AuthToken.objects.create(user=user, expiry=dt.timedelta(days=days))
+        personal = PersonalToken.objects.create(token=token, name=name.strip(), scopes=chosen)
+        audit.record(
+            actor=user,
+            action="token.create",
+            obj=personal,
+            object_id=token.token_key,
+            changes={
+                "scopes": [None, chosen],
+                "expiry": [None, token.expiry.isoformat() if token.expiry else None],
+            },
+        )
+    return personal, secret
+
+
+def token_revoke(*, actor: AnyUser, token_key: str) -> int:
+    """Revoke the user's own tokens with this key (keys are secret prefixes: two could share one)."""
+    user = user_or_none(actor)
+    tokens = AuthToken.objects.filter(user=user, token_key=token_key) if user else AuthToken.objects.none()
+    with transaction.atomic():
+        for token in tokens:
+            audit.record(
+                actor=user,
+                action="token.revoke",
+                obj=token,
+                object_id=token.token_key,
+                object_repr=f"API token {token.token_key}… of {user}",
+            )
+        deleted, _ = tokens.delete()
+    return deleted
+
+
+def own_tokens(user: AnyUser) -> QuerySet[AuthToken]:
+    """The user's unexpired tokens, newest first, with their names and scopes where made in the browser."""
+    member = user_or_none(user)
+    if member is None:
+        return AuthToken.objects.none()
+    live = Q(expiry__isnull=True) | Q(expiry__gt=timezone.now())
+    return AuthToken.objects.filter(live, user=member).select_related("personal").order_by("-created")
 
 
 def axes_username(request: Any, credentials: dict[str, Any] | None = None) -> Any:

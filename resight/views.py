@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from resight import forms, notifications, sharing
+from resight import forms, notifications, sharing, sign_in
 from resight.http.params import parse_id
 from resight.models import Notification, Right, SharingAgreement
 
@@ -139,9 +140,42 @@ def sharing_settle(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     return redirect("sharing")
 
 
-def _add_errors(form: forms.AgreementProposalForm, exc: ValidationError) -> None:
+def _add_errors(form: django_forms.Form, exc: ValidationError) -> None:
     if hasattr(exc, "error_dict"):
         for field, errors in exc.message_dict.items():
             form.add_error(field if field in form.fields else None, errors)
     else:
         form.add_error(None, exc.messages)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tokens_page(request: HttpRequest) -> HttpResponse:
+    """Personal API tokens: made here with a name, scopes and a lifetime (the secret is shown once), listed
+    and revoked (resight.sign_in)."""
+    form = forms.TokenForm(request.POST or None)
+    secret = ""
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                _, secret = sign_in.token_create(actor=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                _add_errors(form, exc)
+                status = 400
+            else:
+                form = forms.TokenForm()
+        else:
+            status = 400
+    context = {"form": form, "secret": secret, "tokens": sign_in.own_tokens(request.user)}
+    return render(request, "resight/tokens.html", context, status=status)
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
+    if sign_in.token_revoke(actor=request.user, token_key=token_key):
+        messages.success(request, "The token is revoked: requests made with it are refused from now on.")
+    else:
+        messages.error(request, "No such token of yours.")
+    return redirect("tokens")

@@ -187,7 +187,11 @@ REST_FRAMEWORK = {
         "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A personal token acts only within its scopes (resight.http.token_scopes).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "resight.http.token_scopes.TokenScopes",
+    ],
     "DEFAULT_PARSER_CLASSES": [
         "resight.http.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
@@ -210,6 +214,7 @@ REST_FRAMEWORK = {
 # API tokens (django-rest-knox): only a hash is stored, each expires RESIGHT_API_TOKEN_TTL_HOURS after it is
 # issued, and POST /api/auth/logout/ (this token), /api/auth/logoutall/ and DELETE /api/auth/tokens/<key>/
 # revoke them. Clients send "Authorization: Token <token>" as with DRF's own tokens before.
+KNOX_TOKEN_MODEL = "knox.AuthToken"  # knox's swappable default, named: PersonalToken's migration refers to it
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=float(os.environ.get("RESIGHT_API_TOKEN_TTL_HOURS", 720))),
     "AUTH_HEADER_PREFIX": "Token",

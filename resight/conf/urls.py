@@ -25,6 +25,8 @@ urlpatterns = [
     path("notifications/", views.notification_list, name="notifications"),
     path("notifications/badge/", views.notification_badge, name="notification-badge"),
     path("notifications/read/", views.notification_read, name="notifications-read"),
+    path("tokens/", views.tokens_page, name="tokens"),
+    path("tokens/<str:token_key>/revoke/", views.token_revoke, name="token-revoke"),
     path("sharing/", views.sharing_page, name="sharing"),
     path("sharing/propose/", views.sharing_propose, name="sharing-propose"),
     re_path(
