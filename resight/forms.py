@@ -1,4 +1,5 @@
-"""Forms of the platform layer's pages: proposing a sharing agreement, making a personal API token."""
+"""Forms of the platform layer's pages: proposing a sharing agreement, making a personal API token,
+registering a webhook."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from resight.models import Organization, Project, Right, TokenScope
+from resight.models import Organization, Project, Right, TokenScope, WebhookEvent
 from resight.permissions import Action, AnyUser, projects_for
 from resight.sharing import SPECIES, organizations_of
 
@@ -64,3 +65,19 @@ class TokenForm(forms.Form):
     days = forms.IntegerField(
         min_value=1, max_value=365, initial=90, label="Expires after (days)", help_text="1 to 365 days."
     )
+
+
+class WebhookForm(forms.Form):
+    organization = forms.ModelChoiceField(queryset=Organization.objects.none())
+    url = forms.URLField(
+        max_length=500,
+        label="Endpoint URL",
+        help_text="Receives a POST of JSON for each event (https://...).",
+    )
+    events = forms.MultipleChoiceField(choices=WebhookEvent.choices, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args: Any, organizations: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["organization"].queryset = organizations  # type: ignore[attr-defined]
+        if len(organizations[:2]) == 1:
+            self.initial["organization"] = organizations[0].pk

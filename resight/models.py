@@ -281,3 +281,60 @@ class PersonalToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({', '.join(self.scopes)})"
+
+
+class WebhookEvent(models.TextChoices):
+    JOB_FINISHED = "job.finished", "A match job finished"
+    IDENTITY_CONFIRMED = "identity.confirmed", "An identity was confirmed (or a new individual declared)"
+    IMPORT_DONE = "import.done", "A bulk upload was imported"
+
+
+class Webhook(models.Model):
+    """An organisation's endpoint told of events in its projects: a POST of JSON signed with `secret`
+    (HMAC-SHA256 in X-Resight-Signature), retried, each attempt in the delivery log (resight.webhooks)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list)
+    secret = models.CharField(max_length=64)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(events__contained_by=["job.finished", "identity.confirmed", "import.done"]),
+                name="webhook_events_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization}: {self.url}"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    RETRYING = "retrying", "Retrying"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40)
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.webhook.url}: {self.state}"

@@ -14,9 +14,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from resight import forms, notifications, sharing, sign_in
+from resight import forms, notifications, sharing, sign_in, webhooks
 from resight.http.params import parse_id
-from resight.models import Notification, Right, SharingAgreement
+from resight.models import Notification, Right, SharingAgreement, WebhookDelivery
+from resight.permissions import organizations_administered
 
 
 def _user(request: HttpRequest) -> User:
@@ -179,3 +180,43 @@ def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
     else:
         messages.error(request, "No such token of yours.")
     return redirect("tokens")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webhooks_page(request: HttpRequest) -> HttpResponse:
+    """The webhooks of the organisations the user administers, their delivery log, and a form for a new
+    one (its signing secret shown once)."""
+    user = request.user
+    organizations = organizations_administered(user)
+    form = forms.WebhookForm(request.POST or None, organizations=organizations)
+    created = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                created = webhooks.webhook_create(actor=user, **form.cleaned_data)
+            except ValidationError as exc:
+                _add_errors(form, exc)
+                status = 400
+            else:
+                form = forms.WebhookForm(organizations=organizations)
+        else:
+            status = 400
+    hooks = webhooks.webhooks_for(user).select_related("organization")
+    context = {
+        "form": form if organizations.exists() else None,
+        "created": created,
+        "hooks": hooks,
+        "deliveries": WebhookDelivery.objects.filter(webhook__in=hooks).select_related("webhook")[:50],
+    }
+    return render(request, "resight/webhooks.html", context, status=status)
+
+
+@login_required
+@require_POST
+def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    hook = get_object_or_404(webhooks.webhooks_for(request.user), pk=pk)
+    webhooks.webhook_delete(actor=request.user, webhook=hook)
+    messages.success(request, f"The webhook to {hook.url} is deleted.")
+    return redirect("webhooks")

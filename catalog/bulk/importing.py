@@ -24,7 +24,8 @@ from catalog.models import (
     UploadBatch,
     UploadItem,
 )
-from resight import notifications
+from resight import notifications, webhooks
+from resight.models import WebhookEvent
 
 Progress = Callable[[list[int]], Iterable[int]]
 
@@ -63,6 +64,17 @@ def _imported(batch: UploadBatch) -> None:
     signals.batch_imported.send(sender=UploadBatch, batch=batch, annotation_ids=annotation_ids)
     UploadBatch.objects.filter(pk=batch.pk, state=BatchState.MATCHING).update(
         state=BatchState.DONE, finished_at=timezone.now(), updated_at=timezone.now()
+    )
+    webhooks.emit(
+        WebhookEvent.IMPORT_DONE,
+        batch.project,
+        {
+            "upload": {
+                "id": batch.pk,
+                "imported": batch.imported,
+                "url": reverse("upload-detail", args=[batch.pk]),
+            }
+        },
     )
     notifications.notify(
         [batch.created_by],

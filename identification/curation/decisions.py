@@ -14,6 +14,8 @@ from catalog.models import Annotation, Individual
 from identification.curation import review
 from identification.curation.identities import lock_individuals
 from identification.models import Decision, DecisionKind, JobState, MatchCandidate, MatchJob
+from resight import webhooks
+from resight.models import WebhookEvent
 from resight.permissions import Action, AnyUser, require, user_or_none
 
 
@@ -98,6 +100,18 @@ def decide(
         if target is not None:
             for sibling in siblings:
                 _take_along(actor, sibling, target, kind, photo=locked.media_asset_id)
+            webhooks.emit(
+                WebhookEvent.IDENTITY_CONFIRMED,
+                locked.media_asset.project,
+                {
+                    "identity": {
+                        "decision": kind,
+                        "individual": {"id": target.pk, "code": target.code},
+                        "annotations": [locked.pk, *(s.pk for s in siblings)],
+                        "decided_by": decision.decided_by.get_username() if decision.decided_by else None,
+                    }
+                },
+            )
     return decision
 
 

@@ -24,7 +24,8 @@ from identification.matching.calibration import fusion_model_for
 from identification.matching.crops import Crops, PhotoUnreadable, matching_viewpoint, to_photo_pixels
 from identification.models import JobState, MatchCandidate, MatchJob
 from ml_service import fusion, local_features
-from resight import notifications
+from resight import notifications, webhooks
+from resight.models import WebhookEvent
 from resight.permissions import Action, users_granted
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,22 @@ def announce(job_id: int) -> None:
     text = text[0].upper() + text[1:]
     requester = [job.requested_by] if job.requested_by else []
     notifications.notify(requester, kind="job_finished", text=text, url=reverse("match-job", args=[job.pk]))
+    webhooks.emit(
+        WebhookEvent.JOB_FINISHED,
+        annotation.media_asset.project,
+        {
+            "match_job": {
+                "id": job.pk,
+                "state": job.state,
+                "annotation": annotation.pk,
+                "species": annotation.species.scientific_name,
+                "first_candidate": None
+                if top is None
+                else {"individual": top.individual.code, "band": top.band, "probability": top.probability},
+                "url": reverse("match-job", args=[job.pk]),
+            }
+        },
+    )
     if (
         job.state == JobState.DONE
         and top is not None

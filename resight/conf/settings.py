@@ -264,7 +264,11 @@ CELERY_TASK_ROUTES = {
     "identification.tasks.run_training": {"queue": "training"},
     "identification.tasks.*": {"queue": "bulk"},
     "catalog.tasks.*": {"queue": "bulk"},
+    "resight.tasks.*": {"queue": "bulk"},
 }
+# Webhooks may call private and loopback addresses only where the operator says so (tests, one-machine
+# setups whose receiver runs beside Resight): otherwise a webhook could make the server probe its own network.
+RESIGHT_WEBHOOKS_ALLOW_PRIVATE = os.environ.get("RESIGHT_WEBHOOKS_ALLOW_PRIVATE", "") == "1"
 # A zip of photos sent in one request (bulk upload); each photo inside is held to RESIGHT_MAX_UPLOAD_BYTES.
 RESIGHT_MAX_ZIP_BYTES = int(os.environ.get("RESIGHT_MAX_ZIP_BYTES", 4 * 1024**3))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -54,6 +54,8 @@ def setup_pages(world: World) -> dict[str, str]:
         "models": "/models/",
         "notifications": "/notifications/",
         "sharing": "/sharing/",
+        "tokens": "/tokens/",
+        "webhooks": "/webhooks/",
         "new-sighting": "/sightings/new/",
         "api-docs": "/api/docs/",
     }

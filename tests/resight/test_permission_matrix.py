@@ -149,6 +149,8 @@ SURFACES = [
         "page COCO export", "get", lambda w: f"/projects/{w.project.pk}/export/coco.zip", "export", False
     ),
     Surface("page sharing", "get", lambda w: "/sharing/", "any", False),
+    Surface("page API tokens", "get", lambda w: "/tokens/", "any", False),
+    Surface("page webhooks", "get", lambda w: "/webhooks/", "any", False),
     Surface("page sighting", "get", lambda w: f"/sightings/{w.sighting.pk}/", "view", False),
     Surface(
         "page zebra sighting",
