@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
 from resight import webhooks
 
@@ -13,4 +14,4 @@ from resight import webhooks
 def deliver_webhook(self: Any, delivery_id: int) -> None:
     """One attempt; another after 30 s, 1, 2, 4 and 8 minutes while the endpoint fails (then given up)."""
     if not webhooks.attempt(delivery_id):
-        raise self.retry(countdown=30 * 2**self.request.retries)
+        raise self.retry(countdown=settings.RESIGHT_WEBHOOK_RETRY_S * 2**self.request.retries)

@@ -269,6 +269,8 @@ CELERY_TASK_ROUTES = {
 # Webhooks may call private and loopback addresses only where the operator says so (tests, one-machine
 # setups whose receiver runs beside Resight): otherwise a webhook could make the server probe its own network.
 RESIGHT_WEBHOOKS_ALLOW_PRIVATE = os.environ.get("RESIGHT_WEBHOOKS_ALLOW_PRIVATE", "") == "1"
+# The first retry of a failed webhook delivery waits this long; each next one twice as long.
+RESIGHT_WEBHOOK_RETRY_S = float(os.environ.get("RESIGHT_WEBHOOK_RETRY_S", 30))
 # A zip of photos sent in one request (bulk upload); each photo inside is held to RESIGHT_MAX_UPLOAD_BYTES.
 RESIGHT_MAX_ZIP_BYTES = int(os.environ.get("RESIGHT_MAX_ZIP_BYTES", 4 * 1024**3))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

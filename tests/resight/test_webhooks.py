@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.test import Client
 
 from catalog.bulk import services as bulk
@@ -24,6 +25,7 @@ from resight import webhooks
 from resight.models import AuditEvent, DeliveryState, Webhook, WebhookDelivery
 from tests.conftest import Catalogue, World, photo_bytes
 from tests.identification.test_decisions import done_job
+from tests.worker import wait_for
 
 
 class Receiver:
@@ -155,3 +157,26 @@ def test_only_admins_register_and_private_addresses_are_refused(world: World, se
         page, secret = register(world, url, ["import.done"])
         assert page.status_code == 400 and not secret, url
     assert Webhook.objects.count() == 0
+
+
+def test_the_worker_delivers_and_retries(world: World, worker, settings) -> None:
+    """The real bulk worker: an endpoint that fails once is retried by Celery and gets the message."""
+    settings.RESIGHT_WEBHOOKS_ALLOW_PRIVATE = True
+    receiver = Receiver()
+    receiver.statuses = [503]
+    worker.queues = "bulk"
+    worker.env = {"RESIGHT_WEBHOOKS_ALLOW_PRIVATE": "1", "RESIGHT_WEBHOOK_RETRY_S": "0.5"}
+    worker.start()
+    webhooks.webhook_create(
+        actor=world.users["admin"],
+        organization=world.project.organization,
+        url=receiver.url,
+        events=["import.done"],
+    )
+    with transaction.atomic():  # queued when the transaction commits, as in a request
+        webhooks.emit("import.done", world.project, {"upload": {"id": 7}})
+    delivery = WebhookDelivery.objects.get()
+    assert wait_for(lambda: WebhookDelivery.objects.get(pk=delivery.pk).state == DeliveryState.DELIVERED, 120)
+    assert len(receiver.received) == 2  # the 503, then the retry
+    assert WebhookDelivery.objects.get(pk=delivery.pk).attempts == 2
+    receiver.server.shutdown()
