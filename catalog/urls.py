@@ -14,6 +14,7 @@ urlpatterns = [
         name="project-wildlife-datasets",
     ),
     path("projects/<int:pk>/export/coco.zip", views.project_coco, name="project-coco"),
+    path("projects/<int:pk>/export/camtrap-dp.zip", views.project_camtrap_dp, name="project-camtrap-dp"),
     path("species/", views.species_list, name="species-list"),
     path("individuals/", views.individual_list, name="individual-list"),
     path("individuals/<int:pk>/", views.individual_detail, name="individual-detail"),

@@ -28,7 +28,7 @@ from rest_framework.permissions import IsAuthenticated
 
 from catalog import drafts, plots, selectors, services
 from catalog import population as population_maths
-from catalog.exports import coco, darwin_core, wildlife_datasets
+from catalog.exports import camtrap_dp, coco, darwin_core, wildlife_datasets
 from catalog.forms import AnnotationForm, PopulationForm, SightingFilterForm, SightingForm
 from catalog.models import Individual, IndividualStatus, Sex, Sighting, Species
 from resight.http.params import parse_id
@@ -309,6 +309,14 @@ def project_coco(request: HttpRequest, pk: int) -> HttpResponse:
     takes its annotations.json as the metadata file (export right needed)."""
     project = get_for(request.user, Project.objects.all(), Action.EXPORT, pk=pk)
     return _zip_download(coco.archive(request.user, project), f"{project.slug}-coco.zip")
+
+
+@login_required
+@require_GET
+def project_camtrap_dp(request: HttpRequest, pk: int) -> HttpResponse:
+    """The project as a Camtrap DP 1.0 package (export right); Bulk upload takes such a zip back."""
+    project = get_for(request.user, Project.objects.all(), Action.EXPORT, pk=pk)
+    return _zip_download(camtrap_dp.archive(request.user, project), f"{project.slug}-camtrap-dp.zip")
 
 
 def _zip_download(body: bytes, filename: str) -> HttpResponse:

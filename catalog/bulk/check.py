@@ -39,6 +39,9 @@ def run(batch_id: int) -> None:
     except (zipfile.BadZipFile, OSError) as exc:
         _failed(batch, f"The zip could not be read: {exc}")
         return
+    except ValidationError as exc:  # the zip's metadata (a Camtrap DP package, a COCO file) is not valid
+        _failed(batch, " ".join(exc.messages)[:1000])
+        return
     except Exception as exc:
         logger.exception("dry run of upload %s failed", batch.pk)
         _failed(batch, f"The check stopped on an unexpected error ({type(exc).__name__}); try again.")

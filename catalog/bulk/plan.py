@@ -52,6 +52,7 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 _ALIASES = {alias: column for column, aliases in CSV_COLUMNS.items() for alias in aliases}
 BOX_COLUMNS = ("x", "y", "width", "height")
+MAX_FIELD_CHARS = 128 * 1024  # csv's own default
 BBOX_COLUMN = "bbox"  # the four in one JSON list, as wildlife-datasets writes them
 UNKNOWN_IDENTITIES = {"unknown"}  # wildlife-datasets' identity of an unidentified animal
 
@@ -87,6 +88,9 @@ def read_csv(data: bytes) -> tuple[list[dict[str, str]], list[Problem]]:
     if "file" not in columns:
         return [], [Problem(1, "CSV", "No `file` column naming each photo.")]
     rows = []
+    # csv's field limit is process-wide and libraries raise it (frictionless, for Camtrap DP, sets it to the
+    # largest integer): this reader holds fields to 128 KiB whatever else the worker has loaded.
+    previous = csv.field_size_limit(MAX_FIELD_CHARS)
     try:
         for values in reader:
             if not any(v.strip() for v in values):
@@ -94,8 +98,10 @@ def read_csv(data: bytes) -> tuple[list[dict[str, str]], list[Problem]]:
             row = {c: v.strip() for c, v in zip(columns, values, strict=False) if c is not None}
             row["_row"] = str(reader.line_num)
             rows.append(row)
-    except csv.Error as exc:  # a field over csv's limit (128 KiB), an unclosed quote at the end...
+    except csv.Error as exc:  # a field over the limit, an unclosed quote at the end...
         return [], [Problem(reader.line_num, "CSV", f"The CSV cannot be read from this line on ({exc}).")]
+    finally:
+        csv.field_size_limit(previous)
     return rows, []
 
 

@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from catalog import images
+from catalog.exports import camtrap_dp, coco
 from catalog.models import BatchState, ItemState, UploadBatch, UploadItem
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
@@ -101,8 +102,25 @@ def expand_zip(batch: UploadBatch) -> None:
                 _reject(batch, name, entry.file_size, f"The zip entry cannot be read ({exc}).")
                 continue
             stage(batch, name, data)
-        if csv_entry is not None and not batch.csv:
-            batch.csv.save("metadata.csv", ContentFile(archive.read(csv_entry)), save=True)
+        if not batch.csv:
+            metadata = _metadata(archive, csv_entry)
+            if metadata is not None:
+                batch.csv.save("metadata.csv", ContentFile(metadata), save=True)
+
+
+def _metadata(archive: zipfile.ZipFile, csv_entry: zipfile.ZipInfo | None) -> bytes | None:
+    """The zip's own metadata as the bulk CSV: a Camtrap DP package (datapackage.json and its tables), a
+    COCO annotations.json, or else its first CSV (a wildlife-datasets metadata.csv, or the bulk layout)."""
+    names = set(archive.namelist())
+    if "datapackage.json" in names:
+        files = {n: archive.read(n) for n in names if not n.endswith("/")}
+        problems = camtrap_dp.validate(files)
+        if problems:
+            raise ValidationError(["The Camtrap DP package is not valid: " + "; ".join(problems[:10])])
+        return camtrap_dp.to_csv(files).encode()
+    if "annotations.json" in names:
+        return coco.to_csv(archive.read("annotations.json")).encode()
+    return archive.read(csv_entry) if csv_entry is not None else None
 
 
 def purge_abandoned(older_than: dt.timedelta) -> list[int]:

@@ -72,7 +72,7 @@ def write_photos(
         path = image_path(asset)
         if asset.pk not in written:
             written.add(asset.pk)
-            zf.writestr(path, _photo_bytes(asset, keep_exif=not where.blurred))
+            zf.writestr(path, photo_bytes(asset, keep_exif=not where.blurred))
         records.append((annotation, record(annotation, path, where)))
     return records
 
@@ -113,7 +113,7 @@ def record(annotation: Annotation, path: str, where: selectors.Location) -> dict
     return values
 
 
-def _photo_bytes(asset: MediaAsset, keep_exif: bool) -> bytes:
+def photo_bytes(asset: MediaAsset, keep_exif: bool) -> bytes:
     with asset.file.open("rb") as f:
         data = f.read()
     if keep_exif:
