@@ -1,7 +1,8 @@
 """A project's annotations as COCO (the object-detection format most training code reads): a zip of
 `images/` and `annotations.json` with `images` (size, capture time with offset, and Resight's sighting,
-time zone and place), `annotations` (`bbox` as [x, y, width, height], `area`, `viewpoint`, `body_part`,
-`identity`: the individual's code or null) and `categories` (one per species, named by its scientific name).
+time zone and place), `annotations` (`bbox` as [x, y, width, height], `area`, the mask as an uncompressed
+RLE `segmentation`, `viewpoint`, `body_part`, `identity`: the individual's code or null) and `categories`
+(one per species, named by its scientific name).
 
 `to_csv` turns such a document back into the wildlife-datasets CSV that Bulk upload reads, so a COCO export
 imports into another project like any metadata file (catalog.bulk.services)."""
@@ -13,8 +14,10 @@ import json
 import zipfile
 from typing import Any
 
+import numpy as np
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from PIL import Image
 
 from catalog.exports import wildlife_datasets
 from resight.models import LICENCE_URLS, Licence, Project
@@ -61,13 +64,16 @@ def document(project: Project, records: list[tuple[Any, dict[str, str]]]) -> dic
             },
         )
         x, y, w, h = annotation.box
+        segmentation = mask_rle(annotation)
         annotations.append(
             {
                 "id": annotation.pk,
                 "image_id": asset.pk,
                 "category_id": species.pk,
                 "bbox": [x, y, w, h],
-                "area": w * h,
+                # COCO's area is the segment's when there is one.
+                "area": w * h if segmentation is None else int(sum(segmentation["counts"][1::2])),
+                **({} if segmentation is None else {"segmentation": segmentation}),
                 "iscrowd": 0,
                 "viewpoint": annotation.viewpoint,
                 "body_part": annotation.body_part,
@@ -86,6 +92,32 @@ def document(project: Project, records: list[tuple[Any, dict[str, str]]]) -> dic
         "annotations": annotations,
         "categories": list(categories.values()),
     }
+
+
+def mask_rle(annotation: Any) -> dict[str, Any] | None:
+    """The annotation's mask (stored box-sized, or photo-sized) as COCO's uncompressed run-length encoding
+    over the whole photo: {"size": [height, width], "counts": [...]} with runs in column-major order,
+    starting with the background. None without a mask. (Written here: pycocotools would be a compiled
+    dependency for a dozen lines.)"""
+    if not annotation.mask:
+        return None
+    asset = annotation.media_asset
+    x, y, w, h = annotation.box
+    with annotation.mask.open("rb") as f, Image.open(f) as m:
+        mask = np.asarray(m.convert("L")) > 127
+    full = np.zeros((asset.height, asset.width), dtype=bool)
+    if mask.shape == full.shape:
+        full = mask
+    else:
+        part = mask[: min(h, asset.height - y), : min(w, asset.width - x)]
+        full[y : y + part.shape[0], x : x + part.shape[1]] = part
+    flat = full.flatten(order="F").astype(np.int8)
+    changes = np.flatnonzero(np.diff(flat)) + 1
+    edges = np.concatenate(([0], changes, [flat.size]))
+    counts = np.diff(edges).tolist()
+    if flat[0]:
+        counts = [0, *counts]  # runs start with the background
+    return {"size": [asset.height, asset.width], "counts": counts}
 
 
 def to_csv(data: bytes) -> str:

@@ -13,10 +13,11 @@ import zipfile
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.test import Client
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from catalog import services
 from catalog.bulk import services as bulk
@@ -154,3 +155,22 @@ def test_a_broken_coco_file_is_refused_in_words(world: World) -> None:
     for body in (b'{"images": []}', b"{not json", b'{"images": 3, "annotations": [], "categories": []}'):
         with pytest.raises(ValidationError, match="not a COCO document"):
             bulk.batch_create(actor=world.users["curator"], project=world.project, csv_file=io.BytesIO(body))
+
+
+def test_the_coco_export_carries_masks_as_run_lengths(world: World) -> None:
+    mask = Image.new("L", (200, 150), 0)
+    ImageDraw.Draw(mask).ellipse((20, 10, 180, 140), fill=255)
+    png = io.BytesIO()
+    mask.save(png, format="PNG")
+    services.annotation_set_mask(annotation=world.annotation, png=png.getvalue(), source="test")
+    coco = json.loads(download(world, "curator", world.project, "coco").read("annotations.json"))
+    leopard = next(a for a in coco["annotations"] if a["id"] == world.annotation.pk)
+    rle = leopard["segmentation"]
+    height, width = rle["size"]
+    assert (width, height) == (world.asset.width, world.asset.height)
+    decoded = np.repeat(np.arange(len(rle["counts"])) % 2, rle["counts"]).astype(bool)
+    decoded = decoded.reshape((width, height)).T  # column-major runs
+    x, y, w, h = world.annotation.box
+    assert decoded.sum() == leopard["area"] == (np.asarray(mask) > 127).sum()
+    assert np.array_equal(decoded[y : y + h, x : x + w], np.asarray(mask) > 127)
+    assert not decoded[:y].any() and not decoded[:, :x].any()
