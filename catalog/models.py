@@ -116,6 +116,7 @@ class Individual(models.Model):
 
     policy_project_path = "project"
     policy_species_path = "species"
+    policy_place_path = "annotations__sighting__"  # to its sighting's position
 
     class Meta:
         ordering = ["project", "code"]
@@ -161,6 +162,7 @@ class Sighting(models.Model):
 
     policy_project_path = "project"
     policy_species_path = "annotations__species"
+    policy_place_path = ""  # to its sighting's position
 
     class Meta:
         ordering = ["-observed_at", "-id"]
@@ -223,6 +225,7 @@ class MediaAsset(models.Model):
 
     policy_project_path = "project"
     policy_species_path = "annotations__species"
+    policy_place_path = "sighting__"  # to its sighting's position
 
     class Meta:
         ordering = ["sighting", "id"]
@@ -285,6 +288,7 @@ class Annotation(models.Model):
 
     policy_project_path = "media_asset__project"
     policy_species_path = "species"
+    policy_place_path = "sighting__"  # to its sighting's position
 
     class Meta:
         ordering = ["media_asset", "id"]

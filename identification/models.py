@@ -137,6 +137,7 @@ class MatchJob(models.Model):
 
     policy_project_path = "annotation__media_asset__project"
     policy_species_path = "annotation__species"
+    policy_place_path = "annotation__sighting__"  # to its sighting's position
 
     class Meta:
         ordering = ["-created_at"]
@@ -268,6 +269,7 @@ class Decision(models.Model):
 
     policy_project_path = "annotation__media_asset__project"
     policy_species_path = "annotation__species"
+    policy_place_path = "annotation__sighting__"  # to its sighting's position
 
     class Meta:
         ordering = ["-decided_at", "-id"]
@@ -320,6 +322,7 @@ class IdentityChange(models.Model):
 
     policy_project_path = "individual__project"
     policy_species_path = "individual__species"
+    policy_place_path = "individual__annotations__sighting__"  # to its sighting's position
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -84,6 +84,10 @@ class SharingAgreementSerializer(serializers.ModelSerializer[SharingAgreement]):
             "rights",
             "species",
             "expires_at",
+            "region_south",
+            "region_west",
+            "region_north",
+            "region_east",
             "status",
             "created_by",
             "created_at",
@@ -118,7 +122,13 @@ class SharingAgreementViewSet(PolicyViewSet):
         return get_object_or_404(self.get_queryset(), pk=parse_id(self.kwargs["pk"]))
 
     def create_object(self, data: dict[str, Any]) -> SharingAgreement:
-        return sharing.agreement_propose(actor=self.request.user, **data)
+        box = [data.pop(f"region_{side}", None) for side in ("south", "west", "north", "east")]
+        if any(v is not None for v in box) and any(v is None for v in box):
+            raise serializers.ValidationError(
+                {"region": ["Give all four of region_south, _west, _north, _east."]}
+            )
+        region = None if box[0] is None else (box[0], box[1], box[2], box[3])
+        return sharing.agreement_propose(actor=self.request.user, region=region, **data)
 
     def _settled(self, agreement: SharingAgreement) -> Response:
         return Response(self.get_serializer(self.as_read(agreement)).data)

@@ -13,6 +13,10 @@ from resight.models import Organization, Project, Right, TokenScope, WebhookEven
 from resight.permissions import Action, AnyUser, projects_for
 from resight.sharing import SPECIES, organizations_of
 
+REGION_HELP = (
+    "Optional region, in decimal degrees: only sightings inside south..north and west..east are shared."
+)
+
 
 class AgreementProposalForm(forms.Form):
     project = forms.ModelChoiceField(
@@ -34,6 +38,11 @@ class AgreementProposalForm(forms.Form):
         help_text="Optional: the agreement ends at the start of this day (UTC).",
     )
 
+    south = forms.FloatField(required=False, min_value=-90, max_value=90, help_text=REGION_HELP)
+    west = forms.FloatField(required=False, min_value=-180, max_value=180)
+    north = forms.FloatField(required=False, min_value=-90, max_value=90)
+    east = forms.FloatField(required=False, min_value=-180, max_value=180)
+
     def __init__(self, *args: Any, user: AnyUser, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         projects = projects_for(user, Action.MANAGE)
@@ -50,6 +59,13 @@ class AgreementProposalForm(forms.Form):
         )
         if data["expires_at"] is not None and data["expires_at"] <= timezone.now():
             self.add_error("expires_on", "Choose a day after today.")
+        box = [data.pop(k, None) for k in ("south", "west", "north", "east")]
+        data["region"] = None
+        if any(v is not None for v in box):
+            if any(v is None for v in box):
+                self.add_error("south", "A region needs all four of south, west, north and east.")
+            else:
+                data["region"] = tuple(box)
         return data
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from resight.validators import validate_time_zone
@@ -181,6 +181,12 @@ class SharingAgreement(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=10, choices=AgreementStatus.choices, default=AgreementStatus.ACTIVE)
+    # An optional region: only records of sightings inside this latitude/longitude box are shared (a box
+    # that crosses the antimeridian is two agreements).
+    region_south = models.FloatField(null=True, blank=True)
+    region_west = models.FloatField(null=True, blank=True)
+    region_north = models.FloatField(null=True, blank=True)
+    region_east = models.FloatField(null=True, blank=True)
     # Who settled it (accepted, declined or revoked) and when; the audit log keeps every step.
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -195,10 +201,33 @@ class SharingAgreement(models.Model):
                 condition=Q(rights__contained_by=["view", "match", "curate", "export"]),
                 name="sharing_rights_known",
             ),
+            models.CheckConstraint(
+                condition=Q(
+                    region_south__isnull=True,
+                    region_west__isnull=True,
+                    region_north__isnull=True,
+                    region_east__isnull=True,
+                )
+                | Q(
+                    region_south__gte=-90,
+                    region_north__lte=90,
+                    region_south__lte=F("region_north"),
+                    region_west__gte=-180,
+                    region_east__lte=180,
+                    region_west__lte=F("region_east"),
+                ),
+                name="sharing_region_box",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.project} -> {self.grantee}: {', '.join(self.rights)}"
+
+    @property
+    def region(self) -> tuple[float, float, float, float] | None:
+        """(south, west, north, east), or None for the whole project."""
+        box = (self.region_south, self.region_west, self.region_north, self.region_east)
+        return None if any(v is None for v in box) else box  # type: ignore[return-value]
 
     @property
     def is_valid(self) -> bool:

@@ -64,6 +64,7 @@ class Grant:
     project_id: int
     actions: frozenset[Action]
     species_ids: frozenset[int] | None  # None: every species
+    region: tuple[float, float, float, float] | None = None  # (south, west, north, east); None: everywhere
 
 
 def _is_superuser(user: AnyUser) -> bool:
@@ -110,7 +111,14 @@ def grants_for(user: AnyUser) -> list[Grant]:
     for agreement in agreements:
         if not terms_accepted(agreement.project, accepted):
             continue  # a partner's member reads and accepts the project's terms first (resight.sharing)
-        grants.append(Grant(agreement.project_id, agreement_actions(agreement), agreement_species(agreement)))
+        grants.append(
+            Grant(
+                agreement.project_id,
+                agreement_actions(agreement),
+                agreement_species(agreement),
+                agreement.region,
+            )
+        )
     setattr(user, "_resight_grants", grants)  # noqa: B010 - a per-request cache on the user object
     return grants
 
@@ -167,6 +175,17 @@ def _condition(model: type[models.Model], grant: Grant) -> Q:
     cond = Q(**{project_path: grant.project_id})
     if grant.species_ids is not None and species_path is not None:
         cond &= Q(**{f"{species_path}__in": grant.species_ids})
+    place: str | None = getattr(model, "policy_place_path", None)
+    if grant.region is not None and place is not None:
+        south, west, north, east = grant.region
+        cond &= Q(
+            **{
+                f"{place}latitude__gte": south,
+                f"{place}latitude__lte": north,
+                f"{place}longitude__gte": west,
+                f"{place}longitude__lte": east,
+            }
+        )
     return cond
 
 

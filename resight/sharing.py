@@ -92,7 +92,9 @@ def agreement_propose(
     rights: Sequence[str],
     species: Iterable[Any] = (),
     expires_at: dt.datetime | None = None,
+    region: tuple[float, float, float, float] | None = None,
 ) -> SharingAgreement:
+    """`region` (south, west, north, east) limits the agreement to sightings inside that box."""
     require_project(actor, project, Action.MANAGE)
     chosen = [r for r in Right.values if r in set(rights)]  # known rights, in their usual order, once each
     if not chosen or len(set(rights)) != len(chosen):
@@ -118,7 +120,18 @@ def agreement_propose(
             created_by=user_or_none(actor),
             status=AgreementStatus.PROPOSED,
         )
-        agreement.full_clean()
+        if region is not None:
+            south, west, north, east = region
+            agreement.region_south, agreement.region_west = south, west
+            agreement.region_north, agreement.region_east = north, east
+        try:
+            agreement.full_clean()
+        except ValidationError as exc:
+            if "__all__" in exc.message_dict:  # the region box's constraint
+                raise ValidationError(
+                    {"region": "South <= north within -90..90 and west <= east within -180..180."}
+                ) from exc
+            raise
         agreement.save()
         agreement.species.set(species)
         audit.record(
@@ -131,6 +144,7 @@ def agreement_propose(
                 "rights": [None, chosen],
                 "species": [None, sorted(s.pk for s in species)],
                 "expires_at": [None, expires_at.isoformat() if expires_at else None],
+                "region": [None, list(region) if region else None],
             },
         )
         _tell(
@@ -245,7 +259,13 @@ def _in_words(agreement: SharingAgreement, species: Sequence[Any]) -> str:
     rights = ", ".join(Right(r).label.lower() for r in agreement.rights)
     scope = ", ".join(s.common_name for s in species) if species else "every species"
     until = f" until {agreement.expires_at:%Y-%m-%d}" if agreement.expires_at else ""
-    return f"{rights} on {scope}{until}"
+    where = f" within {region_words(agreement.region)}" if agreement.region else ""
+    return f"{rights} on {scope}{where}{until}"
+
+
+def region_words(region: tuple[float, float, float, float]) -> str:
+    south, west, north, east = region
+    return f"latitude {south:g} to {north:g}, longitude {west:g} to {east:g}"
 
 
 def _tell(recipients: list[User], agreement: SharingAgreement, text: str) -> None:

@@ -65,6 +65,7 @@ class AgreementRow:
     may_answer: bool
     may_revoke: bool
     terms_pending: bool
+    region: str
 
 
 @login_required
@@ -88,6 +89,7 @@ def _render_sharing(
             may_answer=sharing.may_answer(user, a),
             may_revoke=sharing.may_revoke(user, a),
             terms_pending=a.status == "active" and sharing.terms_pending(user, a),
+            region=sharing.region_words(a.region) if a.region else "",
         )
         for a in sharing.agreements_for(user).prefetch_related("species")
     ]

@@ -294,3 +294,37 @@ def test_the_licence_and_rights_holder_travel_with_the_export(world: World, api_
     )
     assert inp.status_code == 200
     assert "licence CC0-1.0; rights holder Mara Trust" in inp.content.decode().splitlines()[0]
+
+
+def test_a_region_shares_only_the_sightings_inside_it(
+    world: World, lakeside: Organization, api_client_for
+) -> None:
+    agreement = sharing.agreement_propose(
+        actor=world.users["admin"],
+        project=world.project,
+        grantee=lakeside,
+        rights=["view"],
+        region=(-1.3, 35.0, -1.1, 35.2),  # around the leopard's den, not the zebra at -1.5, 35.5
+    )
+    sharing.agreement_accept(actor=world.users["lake_admin"], agreement=agreement)
+    partner = api_client_for(world.users["lake_curator"])
+    listed = {s["id"] for s in partner.get("/api/sightings/").json()["results"]}
+    assert listed == {world.sighting.pk}
+    assert partner.get(f"/api/sightings/{world.zebra_sighting.pk}/").status_code == 404
+    assert partner.get(f"/api/individuals/{world.leopard_individual.pk}/").status_code == 200
+    assert partner.get(f"/api/individuals/{world.zebra_individual.pk}/").status_code == 404
+    page = client(world, "lake_admin").get("/sharing/").content.decode()
+    assert "only sightings within latitude -1.3 to -1.1, longitude 35 to 35.2" in page
+
+    form = {"project": world.project.pk, "grantee": world.project.organization_id, "rights": ["view"]}
+    other = Organization.objects.create(name="Other Uni", slug="other-uni")
+    form["grantee"] = other.pk
+    flipped = client(world, "admin").post(
+        "/sharing/propose/", {**form, "south": 5, "west": 0, "north": 1, "east": 1}
+    )
+    assert flipped.status_code == 400 and "South &lt;= north" in flipped.content.decode()
+    partial = client(world, "admin").post("/sharing/propose/", {**form, "south": 1})
+    assert partial.status_code == 400 and "all four" in partial.content.decode()
+    api = api_client_for(world.users["admin"])
+    body = {"project": world.project.pk, "grantee": other.pk, "rights": ["view"], "region_south": 1}
+    assert api.post("/api/sharing-agreements/", body, format="json").status_code == 400
