@@ -289,6 +289,14 @@ def project_dwca(request: HttpRequest, pk: int) -> HttpResponse:
     """The project's identified animals as a Darwin Core Archive for GBIF (export right needed; places as
     precise as the user may see them)."""
     project = get_for(request.user, Project.objects.all(), Action.EXPORT, pk=pk)
+    if project.embargoed():
+        # The archive is what a project publishes (to GBIF): nothing is published before the embargo day.
+        return HttpResponse(
+            f"{project.name} is embargoed until {project.embargo_until:%Y-%m-%d}: its Darwin Core Archive "
+            "for publishing can be made from that day.",
+            status=409,
+            content_type="text/plain; charset=utf-8",
+        )
     return _zip_download(darwin_core.archive(request.user, project), f"{project.slug}-dwca.zip")
 
 

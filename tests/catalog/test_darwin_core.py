@@ -113,3 +113,15 @@ def test_only_users_with_the_export_right_download_it(world: World) -> None:
         client = Client()
         client.force_login(world.users[user])
         assert client.get(f"/projects/{world.project.pk}/export/dwca.zip").status_code == status, user
+
+
+def test_nothing_is_published_before_the_embargo_day(world: World) -> None:
+    world.project.embargo_until = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)
+    world.project.save()
+    client = Client()
+    client.force_login(world.users["curator"])
+    response = client.get(f"/projects/{world.project.pk}/export/dwca.zip")
+    assert response.status_code == 409 and "embargoed until" in response.content.decode()
+    world.project.embargo_until = dt.datetime.now(dt.UTC).date()
+    world.project.save()
+    assert download(world, "curator").namelist()
