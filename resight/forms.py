@@ -87,6 +87,7 @@ class WebhookForm(forms.Form):
     organization = forms.ModelChoiceField(queryset=Organization.objects.none())
     url = forms.URLField(
         max_length=500,
+        assume_scheme="https",  # an address typed without a scheme is https (Django 6's default)
         label="Endpoint URL",
         help_text="Receives a POST of JSON for each event (https://...).",
     )
