@@ -28,6 +28,7 @@ class EmbeddingSpace(models.Model):
     ready_at = models.DateTimeField(null=True, blank=True, help_text="When the catalogue was fully embedded")
     activated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    error = models.TextField(blank=True, help_text="Why re-embedding into this space stopped, if it did")
 
     class Meta:
         constraints = [

@@ -115,6 +115,13 @@ def run_training(run_id: int) -> None:
     retraining.run(run_id)
 
 
+@shared_task(acks_late=True)
+def reembed_space(space_id: int) -> None:
+    """An operator adopted a published model: embed the catalogue into its space, then switch to it (a rerun
+    continues with the annotations still missing)."""
+    spaces.reembed_or_record(space_id)
+
+
 @worker_ready.connect
 def _resume_training(sender: object = None, **kwargs: object) -> None:
     # Only the worker that serves the training queue picks runs up again (training resumes from its last

@@ -14,6 +14,7 @@ urlpatterns = [
     path("models/", registry.model_registry, name="model-registry"),
     path("models/map.svg", registry.model_map, name="model-map"),
     path("models/train/", registry.model_train, name="model-train"),
+    path("models/adopt/", registry.model_adopt, name="model-adopt"),
     path("models/<int:pk>/activate/", registry.model_activate, name="model-activate"),
     path("individuals/<int:pk>/merge/", curation.individual_merge, name="individual-merge"),
     path("individuals/<int:pk>/split/", curation.individual_split, name="individual-split"),

@@ -95,6 +95,11 @@ class EmbeddingModel(Versioned, ABC):
     @abstractmethod
     def _build(self) -> nn.Module: ...
 
+    def trained_weights(self) -> tuple[str, Path] | None:
+        """(backbone, file) when this version is a network trained here (`EmbeddingNetwork`), so training may
+        continue from it; None for published networks of other shapes."""
+        return None
+
     def load(self) -> nn.Module:
         with self._lock:
             if self._network is None:
@@ -270,6 +275,9 @@ class FineTuned(EmbeddingModel):
         network.load_state_dict(self._payload["state"])
         return network
 
+    def trained_weights(self) -> tuple[str, Path] | None:
+        return str(self._payload["backbone"]), self.path
+
 
 class MiewIdNetwork(nn.Module):
     """The MiewID architecture: timm `efficientnetv2_rw_m` features, GeM pooling, BatchNorm -> 2,152-d."""
@@ -360,11 +368,69 @@ class MiewIdMsv3(EmbeddingModel):
         return network
 
 
+BASE_MODEL_NAME = "resight-base"
+BASE_WEIGHTS = Path(__file__).parent / "models" / f"{BASE_MODEL_NAME}.safetensors"
+
+
+class ResightBase(EmbeddingModel):
+    """The multi-species base model shipped with the project (`ml_service.base_model` trains it; its model
+    card is `models/resight-base.md`): fp16 weights in a safetensors file whose metadata carries the
+    version, backbone and input size. Runs in fp32 (the half-precision weights are widened on load)."""
+
+    name = BASE_MODEL_NAME
+
+    def __init__(self, weights_path: str | Path | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        from safetensors import safe_open
+
+        self.path = Path(weights_path or os.environ.get("RESIGHT_BASE_WEIGHTS") or BASE_WEIGHTS)
+        if not self.path.is_file():
+            raise weights.WeightsMissing(
+                f"{self.path}: the resight-base weights are missing; rebuild them with "
+                "python -m ml_service.base_model (README, 'Base model')"
+            )
+        with safe_open(str(self.path), framework="pt") as handle:
+            self.metadata: dict[str, str] = handle.metadata() or {}
+            dim = handle.get_slice("bn.weight").get_shape()[0]
+        if self.metadata.get("name") != BASE_MODEL_NAME or "version" not in self.metadata:
+            raise weights.WeightsMissing(f"{self.path} is not a {BASE_MODEL_NAME} weights file")
+        self.version = self.metadata["version"]
+        self.dim = int(dim)
+        self.preprocessing = Preprocessing(size=int(self.metadata["image_size"]))
+        self.flip_average = self.metadata.get("flips", "true") == "true"
+
+    def _build(self) -> nn.Module:
+        backbone, state = trained_state(self.path)
+        network = EmbeddingNetwork(backbone, pretrained=False)
+        network.load_state_dict(state)
+        return network
+
+    def trained_weights(self) -> tuple[str, Path] | None:
+        return self.metadata["backbone"], self.path
+
+
+def trained_state(path: Path) -> tuple[str, dict[str, torch.Tensor]]:
+    """The backbone name and fp32 state dict of an `EmbeddingNetwork` saved by training (a run's `model.pt`)
+    or shipped (the base model's safetensors, fp16)."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), framework="pt") as handle:
+            backbone = (handle.metadata() or {}).get("backbone", "")
+        state = load_file(str(path))
+    else:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        backbone, state = str(payload["backbone"]), payload["state"]
+    return backbone, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
 REGISTRY: dict[str, Callable[[], EmbeddingModel]] = {
+    ResightBase.name: ResightBase,
     MobileNetV2ImageNet.name: MobileNetV2ImageNet,
     MiewIdMsv3.name: MiewIdMsv3,
 }
-DEFAULT_MODEL = MobileNetV2ImageNet.name
+DEFAULT_MODEL = ResightBase.name
 
 
 def get_model(name: str = DEFAULT_MODEL, dtype: torch.dtype = torch.float32) -> EmbeddingModel:

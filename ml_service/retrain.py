@@ -53,7 +53,7 @@ def _quiet(items: Iterable[T], label: str, total: int) -> Iterable[T]:
 def samples_of(items: Sequence[evaluation.Item], sides_apart: bool) -> list[training.Sample]:
     """Training identities: species/individual, and the side too when left and right are separate."""
     return [
-        training.Sample(i.path, splits.identity(i) + (f"/{i.viewpoint}" if sides_apart else ""))
+        training.Sample(i.path, splits.identity(i) + (f"/{i.viewpoint}" if sides_apart else ""), i.species)
         for i in items
     ]
 

@@ -36,11 +36,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    WeightedRandomSampler,
+)
 from torchvision.transforms import v2
 
 from ml_service.augment import DecodedCache, DeviceAugment, cache_size
-from ml_service.embedding import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNetwork
+from ml_service.embedding import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNetwork, trained_state
 from ml_service.imaging import load_oriented
 
 CHECKPOINT = "checkpoint.pt"
@@ -51,6 +58,7 @@ EXPORT = "model.pt"
 class Sample:
     path: Path
     label: str  # the identity: individual (and side, when left and right are kept apart)
+    species: str = ""  # for species-balanced sampling (`TrainConfig.species_balance`)
 
 
 @dataclass(frozen=True)
@@ -69,11 +77,18 @@ class TrainConfig:
     margin_min: float = 0.15
     margin_max: float = 0.45
     hard_negatives: bool = False
+    # Species-balanced sampling: each photo is drawn with weight n_species^-species_balance (with
+    # replacement, as many draws per epoch as photos): 0 draws every photo once per epoch, 1 every species
+    # equally often (a small species' photos then repeat many times per epoch), between them a compromise.
+    species_balance: float = 0.0
     flips: bool = True  # False when left and right sides are separate identities
     seed: int = 0
     workers: int = 0  # "decode": loader processes; "cached": threads decoding the cache
     device: str = "auto"
     pipeline: str = "cached"  # or "decode": PIL/OpenCV per image and step (PIPELINES)
+    # Start from a network trained before (a run's model.pt, the base model's safetensors) instead of the
+    # backbone's ImageNet weights: what it learnt about re-identification carries over.
+    init: str = ""
 
 
 PIPELINES = ("cached", "decode")
@@ -194,15 +209,26 @@ class CachedInput:
             yield self.augment(images, self.generator), self.labels[indices].to(self.device)
 
 
+def species_weights(species: Sequence[str], balance: float) -> torch.Tensor:
+    """Each photo's sampling weight, n_species^-balance (the weights of one species sum to n^(1-balance))."""
+    counts = Counter(species)
+    return torch.tensor([counts[s] ** -balance for s in species], dtype=torch.float64)
+
+
 def index_batches(
-    labels: Sequence[int], config: TrainConfig, generator: torch.Generator
+    labels: Sequence[int], config: TrainConfig, generator: torch.Generator, species: Sequence[str] = ()
 ) -> BatchSampler | NeighbourBatches:
-    """The batches of an epoch as lists of sample indices: shuffled (the last short batch dropped), or
-    hard-negative batches (`NeighbourBatches`)."""
+    """The batches of an epoch as lists of sample indices: shuffled (the last short batch dropped), drawn
+    with species-balanced weights (`TrainConfig.species_balance`), or hard-negative batches."""
     if config.hard_negatives:
         return NeighbourBatches(labels, config.batch_size, 4, config.seed)
-    shuffled = RandomSampler(range(len(labels)), generator=generator)
-    return BatchSampler(shuffled, config.batch_size, drop_last=len(labels) > config.batch_size)
+    order: Sampler[int]
+    if config.species_balance and len(set(species)) > 1:
+        weights = species_weights(species, config.species_balance)
+        order = WeightedRandomSampler(weights.tolist(), len(labels), replacement=True, generator=generator)
+    else:
+        order = RandomSampler(range(len(labels)), generator=generator)
+    return BatchSampler(order, config.batch_size, drop_last=len(labels) > config.batch_size)
 
 
 # --- the network and the loss ----------------------------------------------------------------------------
@@ -349,7 +375,13 @@ def train(
     index = {c: i for i, c in enumerate(classes)}
     counts = Counter(s.label for s in samples)
     # Channels-last: 1.6x the images/s of NCHW for the same step on CPU (benchmarks/training.py).
-    network = EmbeddingNetwork(config.backbone).to(device)
+    network = EmbeddingNetwork(config.backbone, pretrained=not config.init)
+    if config.init:
+        backbone, start_state = trained_state(Path(config.init))
+        if backbone != config.backbone:
+            raise ValueError(f"{config.init} is a {backbone} network, not {config.backbone}")
+        network.load_state_dict(start_state)
+    network.to(device)
     network.to(memory_format=torch.channels_last)
     head = SubCenterArcFace(
         network.dim,
@@ -365,7 +397,9 @@ def train(
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)  # the batches' order
     augment_rng = torch.Generator().manual_seed(config.seed + 1)  # the cached pipeline's augmentations
-    batches = index_batches([index[s.label] for s in samples], config, generator)
+    batches = index_batches(
+        [index[s.label] for s in samples], config, generator, [s.species for s in samples]
+    )
     sampler = batches if isinstance(batches, NeighbourBatches) else None
     steps = len(batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [_schedule(config, steps)] * 2)

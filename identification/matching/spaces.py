@@ -16,7 +16,7 @@ from django.utils import timezone
 from catalog.models import Annotation, Species
 from identification.matching import loaded, search, store
 from identification.models import EmbeddingSpace
-from ml_service import embedding
+from ml_service import embedding, weights
 from resight import audit
 from resight.permissions import AnyUser, require_operator
 
@@ -46,6 +46,42 @@ def create(model: embedding.EmbeddingModel, **extra: object) -> EmbeddingSpace:
     )
     search.ensure_index(space)
     return space
+
+
+def published_models() -> list[str]:
+    """The registered models an operator may switch matching to (fine-tuned ones come from training runs)."""
+    return sorted(embedding.REGISTRY)
+
+
+def adopt(name: str, *, actor: AnyUser) -> EmbeddingSpace:
+    """An operator switches matching to a published model: its space is created now (the registry shows its
+    progress), the catalogue is re-embedded into it in the background by the training worker while matching
+    keeps the active space, and the switch happens when every annotation has its vector (`reembed`).
+    Raises KeyError for a name that is not registered."""
+    require_operator(actor)
+    if name not in embedding.REGISTRY:
+        raise KeyError(f"Unknown embedding model {name!r}; known: {', '.join(published_models())}")
+    model = loaded.embedding_model(name)
+    with transaction.atomic():
+        space = create(model)
+        EmbeddingSpace.objects.filter(pk=space.pk).update(error="")
+        audit.record(actor=actor, action="embedding_space.adopt", obj=space, changes={"model": name})
+        if not space.is_active:
+            transaction.on_commit(
+                lambda: celery_app.send_task("identification.tasks.reembed_space", args=[space.pk])
+            )
+    space.refresh_from_db()
+    return space
+
+
+def reembed_or_record(space_id: int) -> bool:
+    """`reembed`, recording why it stopped when the model's weights are not on this machine (a published
+    model that downloads, offline): the registry shows the reason; adopting again retries."""
+    try:
+        return reembed(space_id)
+    except weights.WeightsMissing as exc:
+        EmbeddingSpace.objects.filter(pk=space_id).update(error=str(exc))
+        return False
 
 
 def reembed(

@@ -155,8 +155,19 @@ def export_curated(run: TrainingRun) -> list[evaluation.Item]:
     return rows
 
 
-def _config() -> training.TrainConfig:
+def _start_weights(space: EmbeddingSpace | None) -> str:
+    """Training continues from the version the run is compared with when it is a network trained here of
+    the configured backbone (the shipped base model, an earlier run), so what it learnt carries over to the
+    curated species; otherwise it starts from the backbone's ImageNet weights."""
+    trained = loaded.space_model(space).trained_weights() if space is not None else None
+    if trained is None or trained[0] != settings.RESIGHT_TRAIN_BACKBONE:
+        return ""
+    return str(trained[1])
+
+
+def _config(run: TrainingRun) -> training.TrainConfig:
     return training.TrainConfig(
+        init=_start_weights(run.compared_with),
         backbone=settings.RESIGHT_TRAIN_BACKBONE,
         image_size=settings.RESIGHT_TRAIN_IMAGE_SIZE,
         epochs=settings.RESIGHT_TRAIN_EPOCHS,
@@ -186,7 +197,7 @@ def run(run_id: int, *, stop_after_epochs: int | None = None) -> None:
 def _train_and_evaluate(run: TrainingRun, stop_after_epochs: int | None) -> None:
     _set(run, state=RunState.EXPORTING)
     items = export_curated(run)
-    config = _config()
+    config = _config(run)
 
     def split_made(split: splits.Split) -> None:
         _set(

@@ -15,6 +15,7 @@ from catalog.models import Annotation, Species
 from identification.matching import spaces
 from identification.models import EmbeddingSpace, TrainingRun
 from identification.registry import plots, retraining, selectors
+from ml_service.weights import WeightsMissing
 from resight.http.params import parse_id
 from resight.permissions import Action, is_operator, require_operator, scope
 
@@ -47,9 +48,9 @@ def model_registry(request: HttpRequest) -> HttpResponse:
     # Counts over the whole instance (vectors, curated photos, training data) are the operators'; a
     # member sees the versions and how well they rank, and maps only what they may see.
     operator = is_operator(request.user)
-    spaces = EmbeddingSpace.objects.select_related("training_run")
+    versions = EmbeddingSpace.objects.select_related("training_run")
     if operator:
-        spaces = spaces.annotate(vectors=Count("embeddings"))
+        versions = versions.annotate(vectors=Count("embeddings"))
     visible = scope(Annotation.objects.filter(individual__isnull=False), request.user, Action.VIEW)
     species = Species.objects.filter(annotations__in=visible).distinct()
     return render(
@@ -57,13 +58,14 @@ def model_registry(request: HttpRequest) -> HttpResponse:
         "identification/models.html",
         {
             "operator": operator,
-            "spaces": spaces.order_by("-created_at"),
+            "spaces": versions.order_by("-created_at"),
             "runs": runs,
             "run": run,
             "comparison": _comparison(run) if run else [],
             "loss_svg": plots.loss_curve(run.history) if run else "",
             "species": species,
             "newly_curated": retraining.newly_curated() if operator else None,
+            "published": spaces.published_models() if operator else [],
             "params": request.GET,
         },
     )
@@ -106,4 +108,27 @@ def model_activate(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         spaces.activate(space, actor=request.user, reason="chosen in the registry")
         messages.success(request, f"Matching now uses {space.key}.")
+    return redirect("model-registry")
+
+
+@login_required
+@require_POST
+def model_adopt(request: HttpRequest) -> HttpResponse:
+    """Switch matching to a published model: re-embed the catalogue in the background, then switch."""
+    require_operator(request.user)
+    name = request.POST.get("model", "")
+    if name not in spaces.published_models():
+        messages.error(request, "Choose one of the published models.")
+        return redirect("model-registry")
+    try:
+        space = spaces.adopt(name, actor=request.user)
+    except WeightsMissing as exc:  # a shipped file deleted from the install: say which and how to rebuild it
+        messages.error(request, str(exc))
+        return redirect("model-registry")
+    if space.is_active:
+        messages.info(request, f"Matching uses {space.key} already.")
+    else:
+        messages.success(
+            request, f"Re-embedding the catalogue with {space.key}; matching switches to it when it is done."
+        )
     return redirect("model-registry")

@@ -262,6 +262,7 @@ CELERY_TASK_ROUTES = {
     "identification.tasks.rerank_job": {"queue": "interactive"},
     "identification.tasks.check_retraining": {"queue": "training"},
     "identification.tasks.run_training": {"queue": "training"},
+    "identification.tasks.reembed_space": {"queue": "training"},  # the whole catalogue, never before ingest
     "identification.tasks.*": {"queue": "bulk"},
     "catalog.tasks.*": {"queue": "bulk"},
     "resight.tasks.*": {"queue": "bulk"},
@@ -299,7 +300,9 @@ CELERY_BEAT_SCHEDULE = {
 RESIGHT_JOB_LEASE_SECONDS = int(os.environ.get("RESIGHT_JOB_LEASE_SECONDS", 300))
 
 # --- Identification -------------------------------------------------------------------------------------
-RESIGHT_EMBEDDING_MODEL = os.environ.get("RESIGHT_EMBEDDING_MODEL", "imagenet-mobilenetv2")
+# The model of the first space of a new install (an install with an active space keeps it; operators switch
+# on /models/): the multi-species base model shipped with the project (ml_service/models/resight-base.md).
+RESIGHT_EMBEDDING_MODEL = os.environ.get("RESIGHT_EMBEDDING_MODEL", "resight-base")
 # bfloat16 autocast: 1.5-2.3x faster on CPUs with native bf16 (benchmarks/embedding.py), same top-1 on
 # catfaces; slower where bf16 is emulated. A separate embedding space (key "+bf16").
 RESIGHT_EMBEDDING_BF16 = _env_bool("RESIGHT_EMBEDDING_BF16", False)

@@ -58,6 +58,7 @@ def test_curated_identities_train_a_model_that_is_promoted_and_used(curated: Wor
     run.refresh_from_db()
     assert run.state == RunState.DONE, run.error
     assert [e["epoch"] for e in run.history] == [1, 2]
+    assert run.config["init"].endswith("resight-base.safetensors")  # continues from the active base model
     assert {"active", "candidate", "active_unseen", "candidate_unseen", "gain"} <= set(run.metrics)
     assert run.split["test"] > 0 and run.split["unseen_individuals"] >= 1
     assert run.species_counts["Panthera pardus"]["individuals"] >= 6  # unseen test animals never train
