@@ -43,6 +43,7 @@ from ml_service import evaluation, retrain, splits, training
 from ml_service.embedding import (
     BASE_MODEL_NAME,
     BASE_WEIGHTS,
+    EmbeddingModel,
     EmbeddingNetwork,
     FineTuned,
     ResightBase,
@@ -167,13 +168,6 @@ def fp16_agreement(trained: Path, shipped: Path, items: Sequence[evaluation.Item
 # --- the measurements --------------------------------------------------------------------------------------
 
 
-def scores_on(model: Any, sets: Mapping[str, Sequence[evaluation.Item]]) -> dict[str, retrain.SpeciesScores]:
-    return {
-        name: retrain.per_species(evaluation.evaluate(items, model, []), items)
-        for name, items in sets.items()
-    }
-
-
 def leave_one_out(
     split: splits.Split,
     items: Sequence[evaluation.Item],
@@ -181,6 +175,7 @@ def leave_one_out(
     out: Path,
     config: training.TrainConfig,
     mix: float,
+    start: EmbeddingModel,
     log: Any,
 ) -> dict[str, Any]:
     """Train on the split's training photos of every other species, mixed with the start as the shipped
@@ -197,8 +192,8 @@ def leave_one_out(
         "trained_on": retrain.species_counts(train),
         "epochs": len(history.epochs),
         "training_seconds": round(sum(e.seconds for e in history.epochs)),
-        "start": scores_on(get_model(START), sets),
-        "trained": scores_on(FineTuned(mix_with_start(out / training.EXPORT, mix)), sets),
+        "start": retrain.score_sets(start, sets),
+        "trained": retrain.score_sets(FineTuned(mix_with_start(out / training.EXPORT, mix)), sets),
     }
 
 
@@ -309,6 +304,13 @@ of them and rewrites this card and the weights file (`--ship`); `--no-leave-out`
 # --- the command -------------------------------------------------------------------------------------------
 
 
+def share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return value
+
+
 def overrides(entries: Sequence[str]) -> dict[str, Any]:
     """`FIELD=VALUE` settings of `training.TrainConfig`, each value parsed as its field's type."""
     fields = {name: type(value) for name, value in asdict(RECIPE).items()}
@@ -342,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--species-balance", type=float, default=RECIPE.species_balance)
     parser.add_argument("--seed", type=int, default=RECIPE.seed)
     parser.add_argument(
-        "--mix", type=float, default=MIX, help="share of the trained weights against ImageNet"
+        "--mix", type=share, default=MIX, help="share of the trained weights against ImageNet, 0 to 1"
     )
     parser.add_argument("--workers", type=int, default=0, help="threads decoding the training cache")
     parser.add_argument("--threads", type=int, default=None)
@@ -389,11 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         retrain.samples_of(split.train, sides_apart=False), args.out / "all", config, log=log
     )
     mixed = mix_with_start(args.out / "all" / training.EXPORT, args.mix)
-    result = retrain.Result(split, history, FineTuned(mixed))
-    result.scores = {
-        "start": retrain.score(get_model(START), split),
-        "trained": retrain.score(FineTuned(mixed), split),
-    }
+    start, trained = get_model(START), FineTuned(mixed)  # one of each: their networks load once
+    result = retrain.Result(split, history, trained)
+    result.scores = {"start": retrain.score(start, split), "trained": retrain.score(trained, split)}
     print(retrain.format_table(result, {"start": START, "trained": BASE_MODEL_NAME}), flush=True)
     trained_in = round(sum(e.seconds for e in result.history.epochs))
     species = sorted({i.species for i in items})
@@ -402,7 +402,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for held_out in species:
             print(f"leaving {held_out} out", flush=True)
             loso.append(
-                leave_one_out(split, items, held_out, args.out / f"without-{held_out}", config, args.mix, log)
+                leave_one_out(
+                    split, items, held_out, args.out / f"without-{held_out}", config, args.mix, start, log
+                )
             )
     target = WEIGHTS if args.ship else args.out / WEIGHTS.name
     device = training.pick_device(config.device)

@@ -86,14 +86,23 @@ def mean_top1(scores: SpeciesScores) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def score_sets(
+    model: EmbeddingModel,
+    sets: Mapping[str, Sequence[evaluation.Item]],
+    progress: evaluation.Progress = _quiet,
+) -> dict[str, SpeciesScores]:
+    """One-vs-all within each named set of photos, per species."""
+    return {
+        name: per_species(evaluation.evaluate(items, model, [], progress=progress), items)
+        for name, items in sets.items()
+    }
+
+
 def score(
     model: EmbeddingModel, split: splits.Split, progress: evaluation.Progress = _quiet
 ) -> dict[str, SpeciesScores]:
     """One-vs-all on every test photo and on the test individuals unseen in training, per species."""
-    out = {}
-    for name, items in (("test", split.test), ("unseen", split.unseen_test())):
-        out[name] = per_species(evaluation.evaluate(items, model, [], progress=progress), items)
-    return out
+    return score_sets(model, {"test": split.test, "unseen": split.unseen_test()}, progress)
 
 
 def fine_tune(

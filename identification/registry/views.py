@@ -116,12 +116,11 @@ def model_activate(request: HttpRequest, pk: int) -> HttpResponse:
 def model_adopt(request: HttpRequest) -> HttpResponse:
     """Switch matching to a published model: re-embed the catalogue in the background, then switch."""
     require_operator(request.user)
-    name = request.POST.get("model", "")
-    if name not in spaces.published_models():
+    try:
+        space = spaces.adopt(request.POST.get("model", ""), actor=request.user)
+    except KeyError:  # a name that is not registered
         messages.error(request, "Choose one of the published models.")
         return redirect("model-registry")
-    try:
-        space = spaces.adopt(name, actor=request.user)
     except WeightsMissing as exc:  # a shipped file deleted from the install: say which and how to rebuild it
         messages.error(request, str(exc))
         return redirect("model-registry")

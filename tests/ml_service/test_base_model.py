@@ -105,6 +105,9 @@ def test_the_command_trains_measures_and_writes_versioned_fp16_weights_and_a_car
     spots = make_species(tmp_path / "spots", 6, 700)
     with pytest.raises(SystemExit, match="No known licence for stripes"):
         base_model.main([str(stripes), "--out", str(tmp_path / "run")])
+    with pytest.raises(SystemExit):  # argparse: a share is between 0 and 1
+        base_model.main([str(stripes), "--out", str(tmp_path / "run"), "--mix", "1.5"])
+    assert not (tmp_path / "run").exists()
     shipped_before = base_model.WEIGHTS.stat().st_mtime_ns
     argv = [str(stripes), str(spots), "--out", str(tmp_path / "run"), "--epochs", "1", "--image-size", "64"]
     argv += ["--batch-size", "8", "--device", "cpu", "--licence", "stripes=CC0", "--licence", "spots=MIT"]
