@@ -252,6 +252,9 @@ if CELERY_BROKER_URL == "filesystem://":
 CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is not lost (with brokers that redeliver)
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# On SIGTERM a worker gives its running task this long to finish before handing it back (WORKER_ENV in
+# resight.conf.celery); the match job is then taken over by another worker (identification.matching.jobs).
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = float(os.environ.get("RESIGHT_WORKER_SHUTDOWN_SECONDS", 3))
 CELERY_TASK_IGNORE_RESULT = True  # job state lives in the database, not in a result backend
 CELERY_TASK_DEFAULT_QUEUE = "bulk"
 CELERY_TASK_ROUTES = {

@@ -9,22 +9,28 @@ SIGTERM stops the workers and the server cleanly, and with them the embedded Pos
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import psutil
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from resight.conf.celery import worker_command
+from resight.conf.celery import WORKER_ENV, worker_command
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # SystemExit unwinds normally, so atexit handlers (the embedded server's stop) run.
+    # SystemExit unwinds normally, so atexit handlers (the embedded server's stop) run. One stop is enough: a
+    # second signal (an impatient Ctrl-C, a supervisor repeating itself) must not interrupt stopping workers.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(0)
 
 
@@ -49,6 +55,7 @@ class Command(BaseCommand):
         from resight.conf.wsgi import application
 
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        signal.signal(signal.SIGINT, _exit_on_sigterm)
         call_command("migrate", interactive=False, verbosity=0)
         if not options["no_demo"] and not demo.demo_loaded():
             self.stdout.write("Loading the demo catalogue (synthetic photos, a few seconds)...")
@@ -102,7 +109,7 @@ WORKERS = {"interactive": "interactive", "bulk": "bulk", "training": "training"}
 def start_workers() -> list[subprocess.Popen[bytes]]:
     processes = []
     for name, queues in WORKERS.items():
-        processes.append(subprocess.Popen(worker_command(queues, name=name)))
+        processes.append(subprocess.Popen(worker_command(queues, name=name), env=os.environ | WORKER_ENV))
     # Celery beat: the periodic retraining check (CELERY_BEAT_SCHEDULE), its state in the state folder.
     schedule = Path(settings.STATE_DIR) / "celerybeat-schedule"
     beat = [sys.executable, "-m", "celery", "-A", "resight", "beat", "--schedule", str(schedule)]
@@ -110,11 +117,33 @@ def start_workers() -> list[subprocess.Popen[bytes]]:
     return processes
 
 
+# What a worker may take beyond its soft shutdown (cancelling the task, closing the broker connection)
+# before it is killed: a worker stuck in its shutdown must not keep the platform from stopping.
+SHUTDOWN_MARGIN_S = 1.5
+
+
 def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each worker and beat: a worker finishes its task within its soft shutdown or hands it back
+    (WORKER_ENV). Whatever still runs after that, pool children included, is killed: the handed-back work
+    is taken over by the next worker to start (identification.matching.jobs.recover_orphaned)."""
+    tree = [p for process in processes for p in _tree(process.pid)]
     for process in processes:
-        process.terminate()  # Celery's warm shutdown: the running task finishes
+        process.terminate()
+    deadline = time.monotonic() + settings.CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT + SHUTDOWN_MARGIN_S
     for process in processes:
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+    _, alive = psutil.wait_procs(tree, timeout=0.5)
+    for leftover in alive:  # a pool child its worker did not reap
+        leftover.kill()
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        process = psutil.Process(pid)
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
