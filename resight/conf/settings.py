@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "resight.http.middleware.QueryStringGuard",
     "resight.http.middleware.DatabaseLimits",
+    "resight.http.middleware.StorageErrors",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page (AXES_LOCKOUT_TEMPLATE).
     "axes.middleware.AxesMiddleware",
 ]
@@ -108,6 +109,7 @@ else:
             "NAME": os.environ.get("RESIGHT_DB_NAME", "resight"),
             "PGDATA": str(STATE_DIR / "pgdata"),
             "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,  # a restarted server is reconnected to, not answered with errors
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -118,13 +120,12 @@ RESIGHT_DB_LOCK_TIMEOUT_MS = int(os.environ.get("RESIGHT_DB_LOCK_TIMEOUT_MS", 30
 RESIGHT_DB_STATEMENT_TIMEOUT_MS = int(os.environ.get("RESIGHT_DB_STATEMENT_TIMEOUT_MS", 30000))
 
 # --- Media ----------------------------------------------------------------------------------------------
-# Local files by default; any django-storages backend (S3-compatible) via RESIGHT_MEDIA_STORAGE, e.g.
+# Local files by default (resight.storage.MediaStorage: a full disk refuses an upload and leaves no partial
+# file); any django-storages backend (S3-compatible) via RESIGHT_MEDIA_STORAGE, e.g.
 # "storages.backends.s3.S3Storage" with its AWS_* settings in the environment.
 MEDIA_ROOT = Path(os.environ.get("RESIGHT_MEDIA_ROOT", STATE_DIR / "media"))
 STORAGES = {
-    "default": {
-        "BACKEND": os.environ.get("RESIGHT_MEDIA_STORAGE", "django.core.files.storage.FileSystemStorage")
-    },
+    "default": {"BACKEND": os.environ.get("RESIGHT_MEDIA_STORAGE", "resight.storage.MediaStorage")},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Media is never served from a public URL: every file goes through the permission policy (catalog.views).
@@ -233,6 +234,17 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- Health (resight.health) ----------------------------------------------------------------------------
+# /health/ready/ fails below this much free space where media is stored (uploads would soon be refused).
+RESIGHT_MIN_FREE_MEDIA_BYTES = int(os.environ.get("RESIGHT_MIN_FREE_MEDIA_BYTES", 256 * 1024**2))
+
+# --- Cache ----------------------------------------------------------------------------------------------
+# Each process's own memory by default (`make run` serves from one process). Several web processes (the
+# scaled-out configuration) share one through RESIGHT_CACHE_URL, e.g. redis://redis:6379/1, so that the API's
+# throttles count a client's requests across processes.
+if _cache_url := os.environ.get("RESIGHT_CACHE_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}}
+
 # --- Celery ---------------------------------------------------------------------------------------------
 # With CELERY_BROKER_URL (redis://, amqp://): that broker. Without: kombu's filesystem transport in the state
 # folder, which needs no service. Never eager: the running platform always goes through a real worker.
@@ -249,6 +261,11 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+# How long /health/ready/ waits for workers to say which queues they consume: the filesystem broker
+# polls about once a second, Redis and RabbitMQ answer at once.
+RESIGHT_HEALTH_WORKER_TIMEOUT_S = float(
+    os.environ.get("RESIGHT_HEALTH_WORKER_TIMEOUT_S", 2.5 if CELERY_BROKER_URL == "filesystem://" else 1.0)
+)
 CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is not lost (with brokers that redeliver)
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

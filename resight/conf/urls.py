@@ -10,7 +10,7 @@ from rest_framework.routers import DefaultRouter
 from catalog import api as catalog_api
 from identification import api as identification_api
 from resight import api as resight_api
-from resight import sign_in, views
+from resight import health, sign_in, views
 
 router = DefaultRouter()
 for prefix, viewset, basename in [*resight_api.ROUTES, *catalog_api.ROUTES, *identification_api.ROUTES]:
@@ -19,6 +19,8 @@ for prefix, viewset, basename in [*resight_api.ROUTES, *catalog_api.ROUTES, *ide
 urlpatterns = [
     # Browsers ask for /favicon.ico whatever the page says (base.html links the SVG): the static file answers.
     path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.ico"), permanent=True)),
+    path("health/live/", health.live, name="health-live"),
+    path("health/ready/", health.ready, name="health-ready"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -10,17 +10,29 @@ from django.conf import settings
 from django.db import OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
+from django.utils.html import escape
 
 from resight.http.errors import is_api_path
+from resight.storage import StorageFull
 
 
-def _busy(request: HttpRequest, status: int, message: str) -> HttpResponse:
+def _busy(request: HttpRequest, status: int, message: str, *, standalone: bool = False) -> HttpResponse:
+    """The answer to a request the server cannot serve now, with Retry-After. `standalone`: a page that needs
+    nothing else (the site's template asks the database for the signed-in user's navigation)."""
     if is_api_path(request.path_info):
         response: HttpResponse = JsonResponse({"detail": message}, status=status)
+    elif standalone:
+        page = (
+            f"<!doctype html><html lang=en><title>Resight</title><main><p>{escape(message)}</p></main></html>"
+        )
+        response = HttpResponse(page, status=status)
     else:
         response = TemplateResponse(request, "busy.html", {"message": message}, status=status).render()
     response["Retry-After"] = "5"
     return response
+
+
+DATABASE_DOWN = "The database is not answering right now: nothing was changed. Try again in a moment."
 
 
 class DatabaseLimits:
@@ -36,7 +48,11 @@ class DatabaseLimits:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        self._limit()
+        if not request.path_info.startswith("/health/"):  # liveness must not need the database
+            try:
+                self._limit()
+            except OperationalError:
+                return _busy(request, 503, DATABASE_DOWN, standalone=True)
         return self.get_response(request)
 
     @staticmethod
@@ -59,6 +75,24 @@ class DatabaseLimits:
             return _busy(request, 409, "Someone else is changing this right now. Try again in a moment.")
         if isinstance(exception.__cause__, psycopg.errors.QueryCanceled):
             return _busy(request, 503, "The server is busy and gave up on this request. Try again soon.")
+        # The server restarting or unreachable: the next request reconnects (CONN_HEALTH_CHECKS).
+        return _busy(request, 503, DATABASE_DOWN, standalone=True)
+
+
+class StorageErrors:
+    """A photo, zip or CSV the media storage has no room for is refused with 507 Insufficient Storage and
+    says that nothing was stored (resight.storage removed the partial file; the database rolled back)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, StorageFull):
+            message = "The server's storage is full: nothing was stored. Try again later or tell an operator."
+            return _busy(request, 507, message)
         return None
 
 
