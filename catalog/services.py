@@ -560,12 +560,20 @@ def media_asset_set_proposals(*, asset: MediaAsset, proposals: list[dict[str, An
 
 
 def annotation_set_mask(*, annotation: Annotation, png: bytes, source: str) -> Annotation:
-    """Store a segmentation mask computed by the system (no user action, so no permission check)."""
-    old = annotation.mask.name if annotation.mask else None
+    """Store a segmentation mask computed by the system (no user action, so no permission check).
+
+    Two workers may compute the mask of one annotation at once (its embedding and a match job): the row is
+    locked while its mask is replaced, and whichever file it named before is removed, so the loser's file is
+    never left behind."""
     annotation.mask.save(f"{annotation.pk}-{source.split('@')[0]}.png", ContentFile(png), save=False)
+    new = str(annotation.mask.name)
     try:
         with transaction.atomic():
-            Annotation.objects.filter(pk=annotation.pk).update(mask=annotation.mask.name)
+            locked = Annotation.objects.select_for_update(of=("self",)).filter(pk=annotation.pk)
+            old = locked.values_list("mask", flat=True).first()
+            if not locked.update(mask=new):  # deleted meanwhile: nothing refers to the file
+                default_storage.delete(new)
+                return annotation
             audit.record(
                 actor=None,
                 action="annotation.mask",
@@ -574,8 +582,8 @@ def annotation_set_mask(*, annotation: Annotation, png: bytes, source: str) -> A
                 changes={"source": source},
             )
     except BaseException:
-        default_storage.delete(str(annotation.mask.name))
+        default_storage.delete(new)
         raise
-    if old:
-        default_storage.delete(old)
+    if old and old != new:
+        transaction.on_commit(lambda: default_storage.delete(old))
     return annotation

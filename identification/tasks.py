@@ -103,6 +103,29 @@ def _recover_orphaned_jobs(**kwargs: object) -> None:
 
 
 @shared_task(acks_late=True)
+def recover_jobs() -> None:
+    """Celery beat, every RESIGHT_JOB_RECOVERY_SECONDS: a running platform takes stranded jobs over without
+    waiting for a worker to restart. A job whose lease ran out is enqueued again; a queued job only when the
+    queue holds no message at all, i.e. its message was lost (a broker restarted without its data), since a
+    long queue is no reason to enqueue its jobs twice."""
+    lost = None
+    if _queue_is_empty("interactive"):
+        lost = dt.timedelta(seconds=settings.RESIGHT_JOB_RECOVERY_SECONDS)
+    recovered = jobs.recover_orphaned(lambda job_id: run_match_job.delay(job_id), queued_older_than=lost)
+    if recovered:
+        logger.warning("re-enqueued stranded match jobs: %s", recovered)
+
+
+def _queue_is_empty(queue: str) -> bool:
+    with recover_jobs.app.connection_for_read() as conn:
+        try:
+            _, messages, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
+        except conn.channel_errors:  # Redis keeps no empty queue: "no queue 'interactive'" means empty
+            return True
+    return not messages
+
+
+@shared_task(acks_late=True)
 def check_retraining() -> None:
     """Celery beat: start a training run when enough was curated since the last one."""
     run = retraining.start(trigger="threshold")

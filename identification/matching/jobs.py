@@ -80,16 +80,23 @@ def recover_orphaned(
     enqueue: Callable[[int], None], *, queued_older_than: dt.timedelta | None = None
 ) -> list[int]:
     """Re-enqueue jobs a dead worker left behind: active jobs whose worker process on this host is gone (their
-    lease is expired on the spot) and, optionally, queued jobs whose message may have been lost."""
+    lease is expired on the spot), active jobs whose lease ran out (a worker on another host died, or the
+    database restarted under it) and, optionally, queued jobs whose message may have been lost. A job enqueued
+    twice runs once (`claim`)."""
     host = socket.gethostname()
+    now = timezone.now()
     recovered = []
     for job in MatchJob.objects.filter(state__in=ACTIVE_STATES, claimed_by__startswith=f"{host}:"):
         if holder_is_dead(job.claimed_by) and MatchJob.objects.filter(
             pk=job.pk, claimed_by=job.claimed_by, state__in=ACTIVE_STATES
-        ).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1)):
+        ).update(lease_expires_at=now - dt.timedelta(seconds=1)):
             recovered.append(job.pk)
+    expired = MatchJob.objects.filter(state__in=ACTIVE_STATES, lease_expires_at__lt=now).exclude(
+        pk__in=recovered
+    )
+    recovered += list(expired.values_list("pk", flat=True))
     if queued_older_than is not None:
-        cutoff = timezone.now() - queued_older_than
+        cutoff = now - queued_older_than
         recovered += list(
             MatchJob.objects.filter(state=JobState.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True)
         )

@@ -280,6 +280,7 @@ CELERY_TASK_ROUTES = {
     # A curator is reviewing these lists (matching.freshness).
     "identification.tasks.refresh_candidates": {"queue": "interactive"},
     "identification.tasks.rerank_job": {"queue": "interactive"},
+    "identification.tasks.recover_jobs": {"queue": "interactive"},  # jobs a curator waits for
     "identification.tasks.check_retraining": {"queue": "training"},
     "identification.tasks.run_training": {"queue": "training"},
     "identification.tasks.reembed_space": {"queue": "training"},  # the whole catalogue, never before ingest
@@ -309,12 +310,18 @@ RESIGHT_TRAIN_IMAGE_SIZE = int(os.environ.get("RESIGHT_TRAIN_IMAGE_SIZE", 224))
 RESIGHT_TRAIN_BATCH_SIZE = int(os.environ.get("RESIGHT_TRAIN_BATCH_SIZE", 32))
 # Staged photos of uploads nobody touched for this many days (never imported) are removed, daily.
 RESIGHT_UPLOAD_RETENTION_DAYS = int(os.environ.get("RESIGHT_UPLOAD_RETENTION_DAYS", 14))
+# How often beat looks for match jobs a dead worker or a lost message left behind (identification.tasks).
+RESIGHT_JOB_RECOVERY_SECONDS = float(os.environ.get("RESIGHT_JOB_RECOVERY_SECONDS", 60))
 CELERY_BEAT_SCHEDULE = {
     "retraining-check": {
         "task": "identification.tasks.check_retraining",
         "schedule": RESIGHT_RETRAIN_CHECK_SECONDS,
     },
     "purge-abandoned-uploads": {"task": "catalog.tasks.purge_abandoned_batches", "schedule": 24 * 3600.0},
+    "recover-match-jobs": {
+        "task": "identification.tasks.recover_jobs",
+        "schedule": RESIGHT_JOB_RECOVERY_SECONDS,
+    },
 }
 # How long a worker owns a job before another may take it over (a worker that died on another host).
 RESIGHT_JOB_LEASE_SECONDS = int(os.environ.get("RESIGHT_JOB_LEASE_SECONDS", 300))

@@ -80,6 +80,23 @@ def test_a_job_left_by_a_killed_worker_is_recovered_without_duplicates(catalogue
     assert list(job.candidates.values_list("individual_id", "rank")) == first_run
 
 
+def test_a_job_whose_lease_ran_out_on_another_host_is_recovered(catalogue: Catalogue) -> None:
+    job = start(catalogue, 1, seed=9400)
+    MatchJob.objects.filter(pk=job.pk).update(
+        state=JobState.SEARCHING,
+        claimed_by="another-host:42",  # its process cannot be looked up from here
+        attempts=1,
+        lease_expires_at=timezone.now() + dt.timedelta(minutes=5),
+    )
+    enqueued: list[int] = []
+    assert jobs.recover_orphaned(enqueued.append) == []  # a live lease elsewhere is left alone
+    MatchJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    assert jobs.recover_orphaned(enqueued.append) == [job.pk]
+    pipeline.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.DONE and job.attempts == 2
+
+
 def test_a_corrupt_photo_fails_the_job_with_a_reason_and_nothing_else(catalogue: Catalogue) -> None:
     job = start(catalogue, 0, seed=9400)
     asset = job.annotation.media_asset

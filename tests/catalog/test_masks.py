@@ -1,0 +1,33 @@
+"""Masks computed by two workers at once for one annotation: one file is kept, none is orphaned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from catalog import services
+from catalog.models import Annotation
+from tests.conftest import World
+
+
+def test_two_workers_storing_a_mask_at_once_leave_one_file(
+    world: World, media_root: Path, django_capture_on_commit_callbacks
+) -> None:
+    # Each worker holds its own copy of the annotation, read before either stored a mask.
+    first, second = (
+        Annotation.objects.get(pk=world.annotation.pk),
+        Annotation.objects.get(pk=world.annotation.pk),
+    )
+    with django_capture_on_commit_callbacks(execute=True):  # the old file goes once the new one is committed
+        services.annotation_set_mask(annotation=first, png=b"\x89PNG first", source="grabcut@1")
+        services.annotation_set_mask(annotation=second, png=b"\x89PNG second", source="grabcut@1")
+
+    stored = Annotation.objects.get(pk=world.annotation.pk).mask
+    assert stored.read() == b"\x89PNG second"
+    assert [p.name for p in (media_root / "masks").iterdir()] == [Path(stored.name).name]
+
+
+def test_a_mask_for_an_annotation_deleted_meanwhile_is_not_kept(world: World, media_root: Path) -> None:
+    stale = Annotation.objects.get(pk=world.annotation.pk)
+    Annotation.objects.filter(pk=stale.pk).delete()
+    services.annotation_set_mask(annotation=stale, png=b"\x89PNG", source="grabcut@1")
+    assert list((media_root / "masks").iterdir()) == []

@@ -1,0 +1,32 @@
+"""The cluster configuration, run for real: one per test session (it takes a minute to start)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from resight.conf.cluster import Cluster, ClusterConfig
+from tests.cluster.client import Api
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("the cluster tests need redis-server (Debian: redis-server)")
+    # RESIGHT_JOB_LEASE_SECONDS short: a job whose worker died is taken over by the next recovery round.
+    config = ClusterConfig(tmp_path_factory.mktemp("cluster"), extra_env={"RESIGHT_JOB_LEASE_SECONDS": "20"})
+    running = Cluster(config)
+    try:
+        running.up()
+    except Exception:
+        running.stop()
+        raise
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def curator(cluster: Cluster) -> Api:
+    return Api.signed_in(cluster.url, "curator")
