@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: run test lint install browser clean-state
+.PHONY: run test lint install browser clean-state cluster-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,17 @@ lint: $(STAMP)
 
 test: $(STAMP) browser lint
 	$(BIN)/pytest
+	$(MAKE) cluster-test
+
+# The suite's worker, match-job and fault tests once more, against the scaled-out configuration's services:
+# PostgreSQL+pgvector over TCP and Redis as broker and cache (resight.conf.cluster services). The cluster
+# itself (gunicorn, two workers per queue, faults) runs in tests/cluster, part of the main run above.
+CLUSTER_TESTS := tests/identification/test_worker.py tests/identification/test_jobs.py \
+	tests/resight/test_webhooks.py tests/resight/test_health.py tests/resight/test_concurrency.py \
+	tests/catalog/test_bulk.py tests/identification/test_model_adoption.py
+cluster-test: $(STAMP)
+	rm -rf .state/cluster-services
+	$(BIN)/python -m resight.conf.cluster services .state/cluster-services -- $(BIN)/pytest -p no:cacheprovider $(CLUSTER_TESTS)
 
 clean-state:
 	rm -rf .state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,12 +10,15 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
+from resight.conf.celery import app as celery_app
 from resight.conf.celery import worker_command
+from resight.health import QUEUES
 
 REPO = Path(__file__).resolve().parents[1]  # the repository root (tests/ is one level down)
 
@@ -34,6 +38,11 @@ class Worker:
             "RESIGHT_BROKER_DIR": str(settings.BROKER_DIR),
             **self.env,
         }
+        if (
+            "DATABASE_URL" in os.environ
+        ):  # a database server of its own (make cluster-test): its test database
+            server = urlsplit(os.environ["DATABASE_URL"])
+            env["DATABASE_URL"] = urlunsplit(server._replace(path=f"/{connection.settings_dict['NAME']}"))
         self.process = subprocess.Popen(
             # --without-heartbeat too: a solo worker of one test needs no heartbeats to anyone.
             [*worker_command(self.queues, pool="solo", loglevel="WARNING"), "--without-heartbeat"],
@@ -56,12 +65,22 @@ class Worker:
                 self.kill()
 
 
+def empty_broker() -> None:
+    """No message of an earlier test reaches the next test's worker."""
+    if settings.CELERY_BROKER_URL == "filesystem://":  # the tests' own broker folder
+        shutil.rmtree(settings.BROKER_DIR, ignore_errors=True)
+        for sub in ("queue", "processed"):
+            (settings.BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+        return
+    with celery_app.connection_for_write() as conn:  # a broker server (make cluster-test)
+        for queue in QUEUES:
+            with contextlib.suppress(*conn.channel_errors):
+                conn.default_channel.queue_purge(queue)
+
+
 @pytest.fixture
 def worker(transactional_db, media_root: Path) -> Iterator[Worker]:
-    # The tests' own broker folder, emptied: no message of an earlier run reaches this worker.
-    shutil.rmtree(settings.BROKER_DIR, ignore_errors=True)
-    for sub in ("queue", "processed"):
-        (settings.BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    empty_broker()
     w = Worker(media_root)
     yield w
     w.stop()

@@ -4,7 +4,8 @@ processes behind one port, two or more Celery workers per queue, beat, and one s
 
 The cluster tests (tests/cluster) and the load benchmark (benchmarks/load.py) start one; an operator can too:
 
-    python -m resight.conf.cluster /srv/resight-cluster --port 8000
+    python -m resight.conf.cluster run /srv/resight-cluster --port 8000
+    python -m resight.conf.cluster services /tmp/services -- pytest tests/identification/test_worker.py
 
 Every process gets its settings from the environment only (`Cluster.env`), exactly as the compose file's
 services do, and is a child of this one: SIGTERM or Ctrl-C stops them all within seconds.
@@ -284,12 +285,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("root", type=Path, help="the cluster's folder (database, broker, media, logs)")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--web-processes", type=int, default=2)
-    parser.add_argument("--workers-per-queue", type=int, default=2)
-    parser.add_argument("--no-demo", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the whole cluster until Ctrl-C or SIGTERM")
+    run.add_argument("root", type=Path, help="the cluster's folder (database, broker, media, logs)")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--web-processes", type=int, default=2)
+    run.add_argument("--workers-per-queue", type=int, default=2)
+    run.add_argument("--no-demo", action="store_true")
+    services = commands.add_parser(
+        "services", help="start only PostgreSQL and Redis, run COMMAND with their URLs set, stop them"
+    )
+    services.add_argument("root", type=Path)
+    services.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if args.command == "services":
+        sys.exit(_with_services(args.root, [a for a in args.argv if a != "--"]))
     config = ClusterConfig(
         args.root,
         web_port=args.port,
@@ -297,13 +308,33 @@ def main(argv: list[str] | None = None) -> None:
         workers=dict.fromkeys(QUEUES, args.workers_per_queue),
     )
     cluster = Cluster(config)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         cluster.up(demo=not args.no_demo)
-        print(f"Resight (cluster) is running at {cluster.url}/ — logs in {cluster.logs}", flush=True)
+        print(f"Resight (cluster) is running at {cluster.url}/ with logs in {cluster.logs}", flush=True)
         signal.pause()
     except KeyboardInterrupt:
         pass
+    finally:
+        cluster.stop()
+
+
+def _with_services(root: Path, command: list[str]) -> int:
+    """The suite's worker tests against the cluster's database server and broker (`make cluster-test`)."""
+    cluster = Cluster(ClusterConfig(root))
+    try:
+        (cluster.root / "state").mkdir(parents=True, exist_ok=True)
+        cluster.logs.mkdir(parents=True, exist_ok=True)
+        cluster.start_database()
+        cluster.start_broker()
+        services = {
+            "DATABASE_URL": cluster.database_url,
+            "CELERY_BROKER_URL": cluster.broker_url,
+            "RESIGHT_CACHE_URL": f"redis://127.0.0.1:{cluster.config.redis_port}/1",
+        }
+        # Not the settings module that importing the Celery app put in this process's environment: the
+        # command (pytest) picks its own.
+        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"} | services
+        return subprocess.run(command, env=env, check=False).returncode
     finally:
         cluster.stop()
 
