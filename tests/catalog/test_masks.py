@@ -23,7 +23,7 @@ def test_two_workers_storing_a_mask_at_once_leave_one_file(
 
     stored = Annotation.objects.get(pk=world.annotation.pk).mask
     assert stored.read() == b"\x89PNG second"
-    assert [p.name for p in (media_root / "masks").iterdir()] == [Path(stored.name).name]
+    assert [p.name for p in (media_root / "masks").iterdir()] == [Path(str(stored.name)).name]
 
 
 def test_a_mask_for_an_annotation_deleted_meanwhile_is_not_kept(world: World, media_root: Path) -> None:

@@ -139,7 +139,7 @@ def file_columns() -> dict[str, list[str]]:
     for model in apps.get_models():
         for field in model._meta.get_fields():
             if isinstance(field, FileField):
-                columns.setdefault(model._meta.db_table, []).append(field.column)
+                columns.setdefault(model._meta.db_table, []).append(str(field.column))
     return columns
 
 
