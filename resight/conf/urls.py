@@ -10,7 +10,7 @@ from rest_framework.routers import DefaultRouter
 from catalog import api as catalog_api
 from identification import api as identification_api
 from resight import api as resight_api
-from resight import health, sign_in, views
+from resight import health, metrics, sign_in, views
 
 router = DefaultRouter()
 for prefix, viewset, basename in [*resight_api.ROUTES, *catalog_api.ROUTES, *identification_api.ROUTES]:
@@ -21,6 +21,7 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.ico"), permanent=True)),
     path("health/live/", health.live, name="health-live"),
     path("health/ready/", health.ready, name="health-ready"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from typing import Any
 
 import psutil
@@ -73,6 +74,36 @@ def test_a_photo_stored_by_the_web_tier_is_matched_by_a_worker(cluster: Cluster,
         annotation["id"],
     )[0]
     assert (cluster.media / name).is_file()
+
+
+def test_a_request_id_follows_the_work_into_the_workers_logs(cluster: Cluster, curator: Api) -> None:
+    request_id = uuid.uuid4().hex
+    curator.headers["X-Request-ID"] = request_id  # as a proxy in front would set it
+    annotation = curator.new_photo_of_demo_individual(1, seed=59)
+    job = curator.wait_final(curator.match(annotation["id"])["id"])
+    assert job["state"] == "done"
+    worker_lines = [
+        line
+        for log in cluster.logs.glob("worker-*.log")
+        for line in log.read_text(errors="replace").splitlines()
+        if f"request={request_id}" in line
+    ]
+    assert any(f"job={job['id']} match job {job['id']} done" in line for line in worker_lines), worker_lines
+
+
+def test_metrics_add_up_the_web_processes(cluster: Cluster, curator: Api) -> None:
+    for _ in range(10):
+        curator.get("/api/individuals/")
+    text = Api(cluster.url).get("/metrics").text
+    served = sum(
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("django_http_requests_total_by_view_transport_method_total{")
+        and 'view="api:individual-list"' in line
+    )
+    assert served >= 10
+    assert 'resight_match_jobs{state="done"}' in text
+    assert 'resight_queue_messages{queue="interactive"}' in text
 
 
 def test_a_task_delivered_twice_runs_once(cluster: Cluster, curator: Api) -> None:
