@@ -38,7 +38,8 @@ test: $(STAMP) browser lint
 # itself (gunicorn, two workers per queue, faults) runs in tests/cluster, part of the main run above.
 CLUSTER_TESTS := tests/identification/test_worker.py tests/identification/test_jobs.py \
 	tests/resight/test_webhooks.py tests/resight/test_health.py tests/resight/test_concurrency.py \
-	tests/catalog/test_bulk.py tests/identification/test_model_adoption.py
+	tests/catalog/test_bulk.py tests/identification/test_model_adoption.py tests/resight/test_backup.py \
+	tests/resight/test_operations.py
 cluster-test: $(STAMP)
 	rm -rf .state/cluster-services
 	$(BIN)/python -m resight.conf.cluster services .state/cluster-services -- $(BIN)/pytest -p no:cacheprovider $(CLUSTER_TESTS)

@@ -35,6 +35,16 @@ WINDOW_HOURS = 24
 
 
 class PlatformCollector(Collector):
+    def describe(self) -> Iterator[Metric]:
+        """The metrics' names without values: registering must not query the database (it happens when the
+        URLs load, also in `migrate` on an empty database)."""
+        yield GaugeMetricFamily("resight_match_jobs", "", labels=["state"])
+        yield HistogramMetricFamily("resight_match_job_latency_seconds", "", labels=["state"])
+        yield HistogramMetricFamily("resight_match_run_seconds", "", labels=["state"])
+        yield GaugeMetricFamily("resight_photos", "")
+        yield GaugeMetricFamily("resight_photo_upload_bytes", "")
+        yield GaugeMetricFamily("resight_queue_messages", "", labels=["queue"])
+
     def collect(self) -> Iterator[Metric]:
         yield from self._jobs()
         yield from self._latency("resight_match_job_latency_seconds", "created_at", "queued to finished")
