@@ -75,21 +75,25 @@ def test_a_backup_restores_into_a_fresh_install_with_every_row_and_file(
     restored = manage(fresh_install, "restore", str(archive))
     assert restored.returncode == 0, restored.stderr
     with _server(FRESH) as conn:
-        count = lambda table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: E731
+
+        def count(table: str) -> int:
+            (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
+            return int(rows)
+
         assert count("resight_organization") == Organization.objects.count()
         assert count("catalog_sighting") == Sighting.objects.count()
         assert count("catalog_mediaasset") == len(photos)
         assert count("resight_auditevent") == AuditEvent.objects.count()
-        identified = conn.execute(
+        ((identified,),) = conn.execute(
             "SELECT individual_id FROM catalog_annotation WHERE id = %s", [world.annotation.pk]
-        ).fetchone()[0]
+        ).fetchall()
         assert identified == Annotation.objects.get(pk=world.annotation.pk).individual_id
         # The append-only logs are append-only in the restored database too.
         with pytest.raises(psycopg.errors.RaiseException):
             conn.execute("TRUNCATE resight_auditevent")
     fresh_media = Path(fresh_install["RESIGHT_MEDIA_ROOT"])
     for photo in photos:
-        assert (fresh_media / photo.file.name).read_bytes() == Path(photo.file.path).read_bytes()
+        assert (fresh_media / str(photo.file.name)).read_bytes() == Path(photo.file.path).read_bytes()
 
     # A second restore would mix or overwrite two instances' data: refused with a clear message.
     again = manage(fresh_install, "restore", str(archive))
