@@ -162,17 +162,12 @@ class Cluster:
         subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env(), check=True)
 
     def start_web(self) -> None:
+        """gunicorn with the Dockerfile's settings (resight.conf.gunicorn)."""
         self._spawn(
             "web",
-            [sys.executable, "-m", "gunicorn", "resight.conf.wsgi:application",
-             "--bind", f"127.0.0.1:{self.config.web_port}",
-             "--workers", str(self.config.web_processes), "--worker-class", "gthread",
-             "--threads", str(self.config.web_threads),
-             # A request runs at most the database's statement limit; a stop waits this long for requests.
-             "--timeout", "60", "--graceful-timeout", "5", "--access-logfile", "-",
-             # Idle connections kept longer than clients keep theirs (gunicorn's 2 s closed connections
-             # that clients were just reusing: "connection aborted" on an idempotent GET).
-             "--keep-alive", "30"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:resight.conf.gunicorn",
+             "resight.conf.wsgi:application", "--bind", f"127.0.0.1:{self.config.web_port}",
+             "--workers", str(self.config.web_processes), "--threads", str(self.config.web_threads)],
         )  # fmt: skip
 
     def start_worker(self, queue: str, index: int) -> None:
