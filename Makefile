@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: run test lint install browser clean-state cluster-test
+.PHONY: run test lint install browser redis clean-state cluster-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,12 +24,16 @@ run: $(STAMP)
 browser:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
+# The cluster tests' Redis (Debian's redis-server; the cluster starts its own on a free port).
+redis:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 
-test: $(STAMP) browser lint
+test: $(STAMP) browser redis lint
 	$(BIN)/pytest
 	$(MAKE) cluster-test
 
@@ -40,7 +44,7 @@ CLUSTER_TESTS := tests/identification/test_worker.py tests/identification/test_j
 	tests/resight/test_webhooks.py tests/resight/test_health.py tests/resight/test_concurrency.py \
 	tests/catalog/test_bulk.py tests/identification/test_model_adoption.py tests/resight/test_backup.py \
 	tests/resight/test_operations.py
-cluster-test: $(STAMP)
+cluster-test: $(STAMP) redis
 	rm -rf .state/cluster-services
 	$(BIN)/python -m resight.conf.cluster services .state/cluster-services -- $(BIN)/pytest -p no:cacheprovider $(CLUSTER_TESTS)
 
