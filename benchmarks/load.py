@@ -47,7 +47,7 @@ def load(cluster: Cluster, users: int, seconds: int, folder: Path) -> dict[str, 
     subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(REPO / "benchmarks" / "locustfile.py"), "--headless",
          "--users", str(users), "--spawn-rate", str(max(1, users // 5)), "--run-time", f"{seconds}s",
-         "--host", cluster.url, "--only-summary", "--loglevel", "WARNING"],
+         "--host", cluster.url, "--only-summary", "--reset-stats", "--loglevel", "WARNING"],
         cwd=REPO, env=cluster.env() | {"LOAD_SAMPLES": str(samples)}, check=True,
     )  # fmt: skip
     return json.loads(samples.read_text())
@@ -93,8 +93,10 @@ def main() -> None:
         finally:
             cluster.stop()
 
-    print(f"\n{args.users} users for {args.seconds} s, {args.web_processes} gunicorn processes x "
-          f"{config.web_threads} threads, locust on the same machine\n")  # fmt: skip
+    print(
+        f"\n{args.users} users for {args.seconds} s (measured after the ramp-up and sign-ins), "
+        f"{args.web_processes} gunicorn processes x {config.web_threads} threads, locust on this machine\n"
+    )
     print("| requests | count | req/s | p50 ms | p95 ms | p99 ms |")
     print("|---|---|---|---|---|---|")
     for kind in ("page", "api", "write"):
