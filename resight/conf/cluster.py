@@ -6,6 +6,7 @@ The cluster tests (tests/cluster) and the load benchmark (benchmarks/load.py) st
 
     python -m resight.conf.cluster run /srv/resight-cluster --port 8000
     python -m resight.conf.cluster services /tmp/services -- pytest tests/identification/test_worker.py
+    python -m resight.conf.cluster services --broker amqp://guest:guest@127.0.0.1:5672// /tmp/s -- pytest ...
 
 Every process gets its settings from the environment only (`Cluster.env`), exactly as the compose file's
 services do, and is a child of this one: SIGTERM or Ctrl-C stops them all within seconds.
@@ -294,11 +295,16 @@ def main(argv: list[str] | None = None) -> None:
         "services", help="start only PostgreSQL and Redis, run COMMAND with their URLs set, stop them"
     )
     services.add_argument("root", type=Path)
+    services.add_argument(
+        "--broker",
+        help="a running broker's URL (e.g. RabbitMQ: amqp://guest:guest@127.0.0.1:5672//) "
+        "instead of a Redis of its own",
+    )
     services.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if args.command == "services":
-        sys.exit(_with_services(args.root, [a for a in args.argv if a != "--"]))
+        sys.exit(_with_services(args.root, [a for a in args.argv if a != "--"], args.broker))
     config = ClusterConfig(
         args.root,
         web_port=args.port,
@@ -316,17 +322,17 @@ def main(argv: list[str] | None = None) -> None:
         cluster.stop()
 
 
-def _with_services(root: Path, command: list[str]) -> int:
+def _with_services(root: Path, command: list[str], broker: str | None = None) -> int:
     """The suite's worker tests against the cluster's database server and broker (`make cluster-test`)."""
     cluster = Cluster(ClusterConfig(root))
     try:
         (cluster.root / "state").mkdir(parents=True, exist_ok=True)
         cluster.logs.mkdir(parents=True, exist_ok=True)
         cluster.start_database()
-        cluster.start_broker()
+        cluster.start_broker()  # the shared cache, and the broker unless another one is given
         services = {
             "DATABASE_URL": cluster.database_url,
-            "CELERY_BROKER_URL": cluster.broker_url,
+            "CELERY_BROKER_URL": broker or cluster.broker_url,
             "RESIGHT_CACHE_URL": f"redis://127.0.0.1:{cluster.config.redis_port}/1",
         }
         # Not the settings module that importing the Celery app put in this process's environment: the

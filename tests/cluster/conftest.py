@@ -1,4 +1,5 @@
-"""The cluster configuration, run for real: one per test session (it takes a minute to start)."""
+"""The cluster configuration, run for real: one for the module's tests (it takes a minute to start), stopped
+after them so that its dozen processes do not slow the rest of the suite."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from resight.conf.cluster import Cluster, ClusterConfig
 from tests.cluster.client import Api
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if shutil.which("redis-server") is None:
         pytest.skip("the cluster tests need redis-server (Debian: redis-server)")
