@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _queue_empty(cluster: Cluster, queue: str) -> bool:
     from celery import Celery
 
-    with Celery(broker=cluster.broker_url).connection_for_read() as conn:
+    with Celery(broker=cluster.broker_url, set_as_current=False).connection_for_read() as conn:
         try:
             _, messages, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
         except conn.channel_errors:

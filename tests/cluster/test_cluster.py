@@ -110,7 +110,7 @@ def test_a_task_delivered_twice_runs_once(cluster: Cluster, curator: Api) -> Non
     annotation = curator.new_photo_of_demo_individual(2, seed=52)
     job = curator.match(annotation["id"])
     # The same message again, twice, to both interactive workers: as a broker that redelivers would.
-    broker = Celery(broker=cluster.broker_url)
+    broker = Celery(broker=cluster.broker_url, set_as_current=False)  # the tests' app stays current
     for _ in range(2):
         broker.send_task("identification.tasks.run_match_job", args=[job["id"]], queue="interactive")
     done = curator.wait_final(job["id"])
