@@ -23,6 +23,7 @@ import django
 import numpy as np
 
 from resight.conf.cluster import Cluster, ClusterConfig
+from resight.health import queue_depth
 
 django.setup()  # the API client draws the demo's synthetic photos (catalog), it uses no database
 
@@ -34,12 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _queue_empty(cluster: Cluster, queue: str) -> bool:
     from celery import Celery
 
-    with Celery(broker=cluster.broker_url, set_as_current=False).connection_for_read() as conn:
-        try:
-            _, messages, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
-        except conn.channel_errors:
-            return True
-    return not messages
+    return not queue_depth(queue, Celery(broker=cluster.broker_url, set_as_current=False))
 
 
 def load(cluster: Cluster, users: int, seconds: int, folder: Path) -> dict[str, list[float]]:

@@ -15,7 +15,7 @@ from catalog.models import Annotation, MediaAsset, Species
 from identification.matching import calibration, crops, freshness, jobs, loaded, pipeline, spaces, store
 from identification.models import RUN_WORKING_STATES, TrainingRun
 from identification.registry import retraining
-from resight import logs
+from resight import health, logs
 from resight.conf.celery import serves
 
 logger = logging.getLogger(__name__)
@@ -112,20 +112,11 @@ def recover_jobs() -> None:
     queue holds no message at all, i.e. its message was lost (a broker restarted without its data), since a
     long queue is no reason to enqueue its jobs twice."""
     lost = None
-    if _queue_is_empty("interactive"):
+    if not health.queue_depth("interactive"):
         lost = dt.timedelta(seconds=settings.RESIGHT_JOB_RECOVERY_SECONDS)
     recovered = jobs.recover_orphaned(lambda job_id: run_match_job.delay(job_id), queued_older_than=lost)
     if recovered:
         logger.warning("re-enqueued stranded match jobs: %s", recovered)
-
-
-def _queue_is_empty(queue: str) -> bool:
-    with recover_jobs.app.connection_for_read() as conn:
-        try:
-            _, messages, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
-        except conn.channel_errors:  # Redis keeps no empty queue: "no queue 'interactive'" means empty
-            return True
-    return not messages
 
 
 @shared_task(acks_late=True)

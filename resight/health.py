@@ -70,6 +70,16 @@ def _count_workers() -> dict[str, int]:
     return counts
 
 
+def queue_depth(queue: str, celery: Any = None) -> int:
+    """Messages waiting in `queue` on the broker (of `celery`, else the platform's app)."""
+    with (celery or app).connection_for_read() as conn:
+        try:
+            _, messages, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
+        except conn.channel_errors:  # Redis keeps no empty queue: "no queue 'interactive'" means empty
+            return 0
+    return int(messages)
+
+
 def media_disk() -> Check:
     """Free space where uploads are stored (local storage only: an object store has no disk to fill)."""
     if not isinstance(default_storage, FileSystemStorage):

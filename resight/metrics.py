@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterator
 
 import prometheus_client
-from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
@@ -26,7 +25,7 @@ from prometheus_client import multiprocess
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from resight.health import QUEUES
+from resight.health import QUEUES, queue_depth
 
 # Seconds: a match job takes a few seconds on a GPU, up to minutes on a busy CPU.
 BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
@@ -92,13 +91,8 @@ class PlatformCollector(Collector):
         gauge = GaugeMetricFamily(
             "resight_queue_messages", "Messages waiting in each queue", labels=["queue"]
         )
-        with current_app.connection_for_read() as conn:
-            for queue in QUEUES:
-                try:
-                    _, messages, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
-                except conn.channel_errors:  # Redis keeps no empty queue
-                    messages = 0
-                gauge.add_metric([queue], messages)
+        for queue in QUEUES:
+            gauge.add_metric([queue], queue_depth(queue))
         yield gauge
 
 
