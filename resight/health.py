@@ -25,6 +25,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+# The workloads, one queue each (CELERY_TASK_ROUTES sends each task to one of them).
 QUEUES = ("interactive", "bulk", "training")
 
 

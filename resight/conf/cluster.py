@@ -30,9 +30,9 @@ from urllib.request import urlopen
 
 from resight.conf.celery import WORKER_ENV, worker_command
 from resight.conf.embedded_db import standalone
+from resight.health import QUEUES
 
 REPO = Path(__file__).resolve().parents[2]
-QUEUES = ("interactive", "bulk", "training")
 
 
 def free_port() -> int:

@@ -14,9 +14,8 @@ import psutil
 import psycopg
 import pytest
 from celery import Celery
-from django.apps import apps
-from django.db.models import FileField
 
+from resight import backup
 from resight.conf.cluster import Cluster
 from tests.cluster.client import Api
 
@@ -164,22 +163,12 @@ def test_postgresql_restarts_and_the_platform_carries_on(cluster: Cluster, curat
     cluster.wait_ready()
 
 
-def file_columns() -> dict[str, list[str]]:
-    """Every file column of the schema: a file in media that none of them names is an orphan."""
-    columns: dict[str, list[str]] = {}
-    for model in apps.get_models():
-        for field in model._meta.get_fields():
-            if isinstance(field, FileField):
-                columns.setdefault(model._meta.db_table, []).append(str(field.column))
-    return columns
-
-
 def test_no_file_is_orphaned_and_no_row_points_at_a_missing_file(cluster: Cluster) -> None:
+    # Every file column of the schema (the ones a backup archives): a file none of them names is an orphan.
     referenced = {
         name
-        for table, columns in file_columns().items()
-        for row in sql(cluster, f"SELECT {', '.join(columns)} FROM {table}")
-        for name in row
+        for table, column in backup.file_columns()
+        for (name,) in sql(cluster, f'SELECT "{column}" FROM "{table}"')
         if name
     }
     missing = sorted(name for name in referenced if not (cluster.media / name).is_file())
