@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from catalog import synthetic
-from ml_service import embedding, imaging
+from ml_service import embedding, imaging, networks
 
 # Exported networks of this run (the export happens in the warm-up, outside the timing).
 ONNX_CACHE = Path(tempfile.mkdtemp(prefix="resight-bench-onnx-"))
@@ -47,14 +47,14 @@ def variants(name: str, size: int) -> dict[str, embedding.EmbeddingModel]:
     """The baseline (eager, NCHW, fp32) and the optimised paths, all of one model at one input size."""
 
     def make(
-        channels_last: bool, dtype: torch.dtype, compiled: bool = False, runtime: str = "torch"
+        channels_last: bool, bf16: bool, compiled: bool = False, runtime: str = "torch"
     ) -> embedding.EmbeddingModel:
         if name == "miewid-msv3":
             # Speed does not depend on the weights: a random network of the same architecture, no download.
-            model: embedding.EmbeddingModel = embedding.MiewIdMsv3(weights_path="unused", dtype=dtype)
-            model._build = embedding.MiewIdNetwork  # type: ignore[method-assign]
+            model: embedding.EmbeddingModel = embedding.MiewIdMsv3(weights_path="unused", bf16=bf16)
+            model._build = networks.MiewIdNetwork  # type: ignore[method-assign]
         else:
-            model = embedding.MobileNetV2ImageNet(dtype=dtype)
+            model = embedding.MobileNetV2ImageNet(bf16=bf16)
         model.channels_last = channels_last
         model.compiled = compiled
         model.runtime = runtime
@@ -63,11 +63,11 @@ def variants(name: str, size: int) -> dict[str, embedding.EmbeddingModel]:
         return model
 
     return {
-        "eager NCHW fp32": make(False, torch.float32),
-        "channels-last fp32": make(True, torch.float32),
-        "channels-last bf16": make(True, torch.bfloat16),
-        "channels-last compiled": make(True, torch.float32, compiled=True),
-        "ONNX Runtime fp32": make(False, torch.float32, runtime="onnx"),
+        "eager NCHW fp32": make(False, bf16=False),
+        "channels-last fp32": make(True, bf16=False),
+        "channels-last bf16": make(True, bf16=True),
+        "channels-last compiled": make(True, bf16=False, compiled=True),
+        "ONNX Runtime fp32": make(False, bf16=False, runtime="onnx"),
     }
 
 

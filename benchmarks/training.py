@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.embedding import crops, throughput
-from ml_service import embedding, evaluation, splits, training
+from ml_service import embedding, evaluation, networks, splits, training
 
 BASELINE = (224, 32, False)
 PARTS = ("pipeline", "steps", "reembed")
@@ -37,7 +37,7 @@ PARTS = ("pipeline", "steps", "reembed")
 
 def train_rate(size: int, batch: int, channels_last: bool, steps: int, classes: int = 200) -> float:
     torch.manual_seed(0)
-    network = embedding.EmbeddingNetwork("mobilenetv2")
+    network = networks.EmbeddingNetwork("mobilenetv2")
     head = training.SubCenterArcFace(network.dim, classes, 3, 30.0, torch.full((classes,), 0.3))
     optimizer = torch.optim.AdamW([*network.parameters(), *head.parameters()], lr=1e-4)
     if channels_last:
@@ -130,7 +130,7 @@ def pipeline_rates(
         rows.append(("input pipeline alone", "(the cache's build, once per run)", build))
 
         torch.manual_seed(0)
-        network = embedding.EmbeddingNetwork(config.backbone).to(device)
+        network = networks.EmbeddingNetwork(config.backbone).to(device)
         network.to(memory_format=torch.channels_last)
         head = training.SubCenterArcFace(
             network.dim, len(classes), 3, 30.0, torch.full((len(classes),), 0.3)

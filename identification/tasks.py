@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import torch
 from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
@@ -92,7 +91,10 @@ def refit_calibration(species_id: int) -> None:
 
 @worker_process_init.connect
 def _one_thread_per_worker_process(**kwargs: object) -> None:
-    # Several worker processes share two cores; intra-op threads on top of that only thrash.
+    # Several worker processes share two cores; intra-op threads on top of that only thrash. Imported here:
+    # beat imports this module too, and never runs a model.
+    import torch
+
     torch.set_num_threads(1)
 
 
@@ -129,7 +131,11 @@ def check_retraining() -> None:
 
 @shared_task(acks_late=True)
 def run_training(run_id: int) -> None:
-    retraining.run(run_id)
+    # Imported by the training worker when it runs: beat and the web tier import this module, and the
+    # trainer imports the training code (torch).
+    from identification.registry import trainer
+
+    trainer.run(run_id)
 
 
 @shared_task(acks_late=True)

@@ -44,12 +44,12 @@ from ml_service.embedding import (
     BASE_MODEL_NAME,
     BASE_WEIGHTS,
     EmbeddingModel,
-    EmbeddingNetwork,
     FineTuned,
     ResightBase,
     get_model,
 )
 from ml_service.imaging import crop, load_oriented
+from ml_service.networks import EmbeddingNetwork
 
 WEIGHTS = BASE_WEIGHTS
 CARD = WEIGHTS.with_suffix(".md")

@@ -16,33 +16,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
 
 from ml_service import onnx_runtime, weights
 from ml_service.identity import Versioned
 from ml_service.imaging import Crop, masked_pixels
+from ml_service.inference import load_checkpoint
+
+# torch is imported where a network is built or run, never at import: the web tier and beat name models
+# (their keys, dimensions and the registry) without loading torch (about 0.6 GB per process).
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class GeM(nn.Module):
-    """Generalised-mean pooling (p=3 as in MiewID): between average (p=1) and max pooling."""
-
-    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.p = nn.Parameter(torch.ones(1) * p)
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # A mean over the spatial axes rather than avg_pool2d with the input's size as kernel: the same
-        # numbers, and a graph with no shape-dependent constants (ONNX export).
-        return x.clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1)).pow(1.0 / self.p)
 
 
 @dataclass(frozen=True)
@@ -52,6 +43,8 @@ class Preprocessing:
     std: tuple[float, float, float] = IMAGENET_STD
 
     def __call__(self, crops: Sequence[Crop]) -> torch.Tensor:
+        import torch
+
         arrays = []
         for c in crops:
             image = masked_pixels(c).resize((self.size, self.size), Image.Resampling.BILINEAR)
@@ -81,8 +74,8 @@ class EmbeddingModel(Versioned, ABC):
     runtime = "auto"
     onnx_cache: Path | None = None
 
-    def __init__(self, *, dtype: torch.dtype = torch.float32) -> None:
-        self.dtype = dtype
+    def __init__(self, *, bf16: bool = False) -> None:
+        self.bf16 = bf16  # bfloat16 autocast (torch runtime only); fp32 otherwise
         self._network: nn.Module | None = None
         self._run: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._lock = threading.RLock()
@@ -90,7 +83,7 @@ class EmbeddingModel(Versioned, ABC):
     @property
     def key(self) -> str:
         # bf16 vectors differ from fp32 ones in the third decimal: a space never mixes the two.
-        return super().key + ("+bf16" if self.dtype == torch.bfloat16 else "")
+        return super().key + ("+bf16" if self.bf16 else "")
 
     @abstractmethod
     def _build(self) -> nn.Module: ...
@@ -101,6 +94,8 @@ class EmbeddingModel(Versioned, ABC):
         return None
 
     def load(self) -> nn.Module:
+        import torch
+
         with self._lock:
             if self._network is None:
                 network = self._build().eval()
@@ -108,7 +103,7 @@ class EmbeddingModel(Versioned, ABC):
                     network = network.to(memory_format=torch.channels_last)
                 if self.compiled:
                     # dynamic: batch sizes vary, and each new size would otherwise compile again.
-                    network = cast(nn.Module, torch.compile(network, dynamic=True))
+                    network = cast("nn.Module", torch.compile(network, dynamic=True))
                 self._network = network
             return self._network
 
@@ -117,7 +112,9 @@ class EmbeddingModel(Versioned, ABC):
             raise ValueError(f"Unknown embedding runtime {self.runtime!r}; known: auto, onnx, torch")
         if self.runtime != "auto":
             return self.runtime
-        onnx_fits = self.dtype == torch.float32 and not self.compiled and not torch.cuda.is_available()
+        import torch
+
+        onnx_fits = not self.bf16 and not self.compiled and not torch.cuda.is_available()
         return "onnx" if onnx_fits and importlib.util.find_spec("onnxruntime") is not None else "torch"
 
     def runner(self) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -128,18 +125,22 @@ class EmbeddingModel(Versioned, ABC):
             return self._run
 
     def _torch_runner(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        import torch
+
         network = self.load()
 
         def run(batch: torch.Tensor) -> torch.Tensor:
             if self.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 return network(batch).float()
 
         return run
 
     def _onnx_runner(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        if self.dtype != torch.float32:
+        import torch
+
+        if self.bf16:
             raise ValueError("The ONNX runtime runs fp32 networks; use runtime 'torch' for bf16")
         session = onnx_runtime.cpu_session(self.exported_onnx())
 
@@ -151,6 +152,8 @@ class EmbeddingModel(Versioned, ABC):
     def onnx_path(self, network: nn.Module) -> Path:
         """Where `network`'s export lives: named by the version key and a digest of the weights and torch
         version, so new weights (a fine-tuned run, an upgrade) never reuse a stale file."""
+        import torch
+
         digest = hashlib.sha256(f"{torch.__version__}:{self.preprocessing.size}".encode())
         for name, tensor in network.state_dict().items():
             digest.update(name.encode())
@@ -164,6 +167,8 @@ class EmbeddingModel(Versioned, ABC):
     def exported_onnx(self) -> Path:
         """The network as an ONNX file, exported once and then reused (by every worker process: written under
         a temporary name and renamed, so a reader never sees half a file)."""
+        import torch
+
         network = self._build().eval()
         path = self.onnx_path(network)
         if path.is_file():
@@ -189,16 +194,18 @@ class EmbeddingModel(Versioned, ABC):
         os.replace(partial, path)
         return path
 
-    @torch.inference_mode()
     def predict(self, crops: Sequence[Crop], batch_size: int = 32) -> np.ndarray:
+        import torch
+
         network = self.runner()
         outputs = []
-        for start in range(0, len(crops), batch_size):
-            batch = self.preprocessing(crops[start : start + batch_size])
-            vectors = network(batch)
-            if self.flip_average:
-                vectors = vectors + network(torch.flip(batch, dims=[3]))
-            outputs.append(nn.functional.normalize(vectors, dim=1).numpy())
+        with torch.inference_mode():
+            for start in range(0, len(crops), batch_size):
+                batch = self.preprocessing(crops[start : start + batch_size])
+                vectors = network(batch)
+                if self.flip_average:
+                    vectors = vectors + network(torch.flip(batch, dims=[3]))
+                outputs.append(torch.nn.functional.normalize(vectors, dim=1).numpy())
         if not outputs:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(outputs).astype(np.float32)
@@ -217,43 +224,15 @@ class MobileNetV2ImageNet(EmbeddingModel):
         self.weights_path = weights_path
 
     def _build(self) -> nn.Module:
+        import torch
         from torchvision.models import mobilenet_v2
 
+        from ml_service.networks import GeM
+
         network = mobilenet_v2(weights=None)
-        state = torch.load(
-            self.weights_path or weights.mobilenet_v2_imagenet(), map_location="cpu", weights_only=True
-        )
+        state = load_checkpoint(self.weights_path or weights.mobilenet_v2_imagenet())
         network.load_state_dict(state)
-        return nn.Sequential(network.features, GeM())
-
-
-class EmbeddingNetwork(nn.Module):
-    """Backbone features -> GeM -> BatchNorm, the shape of every trainable model here: torchvision's ImageNet
-    MobileNetV2 (`mobilenetv2`, offline) or a timm backbone by name (`efficientnetv2_rw_m` for MiewID's)."""
-
-    def __init__(self, backbone: str, pretrained: bool = True) -> None:
-        super().__init__()
-        if backbone == "mobilenetv2":
-            from torchvision.models import mobilenet_v2
-
-            network = mobilenet_v2(weights=None)
-            if pretrained:
-                state = torch.load(weights.mobilenet_v2_imagenet(), map_location="cpu", weights_only=True)
-                network.load_state_dict(state)
-            self.backbone: nn.Module = network.features
-            dim = 1280
-        else:
-            import timm
-
-            # timm's published weights download on first use (a real user's one network access).
-            self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, global_pool="")
-            dim = int(self.backbone.num_features)  # type: ignore[arg-type]
-        self.pool = GeM()
-        self.bn = nn.BatchNorm1d(dim)
-        self.dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.pool(self.backbone(x)))
+        return torch.nn.Sequential(network.features, GeM())
 
 
 class FineTuned(EmbeddingModel):
@@ -263,7 +242,7 @@ class FineTuned(EmbeddingModel):
     def __init__(self, path: str | Path, version: str | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.path = Path(path)
-        self._payload = torch.load(self.path, map_location="cpu", weights_only=True)
+        self._payload = load_checkpoint(self.path)
         self.name = f"finetuned-{self._payload['backbone']}"
         self.version = version or self.path.parent.name
         self.preprocessing = Preprocessing(size=int(self._payload["image_size"]))
@@ -271,6 +250,8 @@ class FineTuned(EmbeddingModel):
         self.dim = int(self._payload["state"]["bn.weight"].shape[0])
 
     def _build(self) -> nn.Module:
+        from ml_service.networks import EmbeddingNetwork
+
         network = EmbeddingNetwork(self._payload["backbone"], pretrained=False)
         network.load_state_dict(self._payload["state"])
         return network
@@ -279,53 +260,15 @@ class FineTuned(EmbeddingModel):
         return str(self._payload["backbone"]), self.path
 
 
-class MiewIdNetwork(nn.Module):
-    """The MiewID architecture: timm `efficientnetv2_rw_m` features, GeM pooling, BatchNorm -> 2,152-d."""
-
-    def __init__(self, backbone: str = "efficientnetv2_rw_m") -> None:
-        super().__init__()
-        import timm
-
-        self.backbone = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")
-        self.global_pool = GeM()
-        self.bn = nn.BatchNorm1d(int(self.backbone.num_features))  # type: ignore[arg-type]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.global_pool(self.backbone(x)))
-
-
 MIEWID_REPO = "conservationxlabs/miewid-msv3"
-MIEWID_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-def _miewid_state(source: str | Path) -> dict[str, torch.Tensor]:
-    """The state dict of a downloaded MiewID (a .safetensors/.bin file, or a folder holding one), with the
-    training-only ArcFace head dropped and alternative pooling names mapped."""
-    path = Path(source)
-    if path.is_dir():
-        found = [path / f for f in MIEWID_FILES if (path / f).is_file()]
-        if not found:
-            raise weights.WeightsMissing(f"no {' or '.join(MIEWID_FILES)} in {path}")
-        path = found[0]
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    state = {k.removeprefix("model."): v for k, v in state.items()}
-    renamed = {}
-    for key, value in state.items():
-        if key.startswith(("final.", "fc.", "head.", "arcface.")):
-            continue  # the sub-center ArcFace head only matters in training
-        renamed[key.replace("gem.", "global_pool.", 1) if key.startswith("gem.") else key] = value
-    return renamed
 
 
 def _download_miewid() -> Path:
     """Fetch the published weights (a real user's one network access); honours HF_HUB_OFFLINE."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
+
+    from ml_service.networks import MIEWID_FILES
 
     for filename in MIEWID_FILES:
         try:
@@ -357,9 +300,11 @@ class MiewIdMsv3(EmbeddingModel):
         self.weights_path = weights_path or os.environ.get("RESIGHT_MIEWID_WEIGHTS") or None
 
     def _build(self) -> nn.Module:
+        from ml_service.networks import MiewIdNetwork, miewid_state
+
         network = MiewIdNetwork()
         source = self.weights_path or _download_miewid()
-        missing, unexpected = network.load_state_dict(_miewid_state(source), strict=False)
+        missing, unexpected = network.load_state_dict(miewid_state(source), strict=False)
         if missing or unexpected:
             raise RuntimeError(
                 f"MiewID weights do not fit the architecture: missing {missing[:5]}, "
@@ -400,6 +345,8 @@ class ResightBase(EmbeddingModel):
         self.flip_average = self.metadata.get("flips", "true") == "true"
 
     def _build(self) -> nn.Module:
+        from ml_service.networks import EmbeddingNetwork, trained_state
+
         backbone, state = trained_state(self.path)
         network = EmbeddingNetwork(backbone, pretrained=False)
         network.load_state_dict(state)
@@ -407,22 +354,6 @@ class ResightBase(EmbeddingModel):
 
     def trained_weights(self) -> tuple[str, Path] | None:
         return self.metadata["backbone"], self.path
-
-
-def trained_state(path: Path) -> tuple[str, dict[str, torch.Tensor]]:
-    """The backbone name and fp32 state dict of an `EmbeddingNetwork` saved by training (a run's `model.pt`)
-    or shipped (the base model's safetensors, fp16)."""
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), framework="pt") as handle:
-            backbone = (handle.metadata() or {}).get("backbone", "")
-        state = load_file(str(path))
-    else:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        backbone, state = str(payload["backbone"]), payload["state"]
-    return backbone, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 REGISTRY: dict[str, Callable[[], EmbeddingModel]] = {
@@ -433,15 +364,15 @@ REGISTRY: dict[str, Callable[[], EmbeddingModel]] = {
 DEFAULT_MODEL = ResightBase.name
 
 
-def get_model(name: str = DEFAULT_MODEL, dtype: torch.dtype = torch.float32) -> EmbeddingModel:
+def get_model(name: str = DEFAULT_MODEL, *, bf16: bool = False) -> EmbeddingModel:
     """A registered model by name, or a fine-tuned one by the path of its `model.pt`."""
     if name.endswith(".pt") and Path(name).is_file():
         model: EmbeddingModel = FineTuned(name)
-        model.dtype = dtype
+        model.bf16 = bf16
         return model
     try:
         model = REGISTRY[name]()
     except KeyError:
         raise KeyError(f"Unknown embedding model {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
-    model.dtype = dtype
+    model.bf16 = bf16
     return model

@@ -606,11 +606,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     items = read_dataset(args.dataset, args.limit_individuals)
     matchers = [get_matcher(m) for m in (args.matcher or ["sift"])]
-    model = get_model(args.model, dtype=torch.bfloat16 if args.bf16 else torch.float32)
+    model = get_model(args.model, bf16=args.bf16)
     report = evaluate(
         items, model, matchers, args.shortlist, progress=bar, open_set=args.open_set, seed=args.seed
     )
-    report["dtype"] = str(model.dtype)
+    report["dtype"] = "bfloat16" if model.bf16 else "float32"
     report["dataset"] = str(args.dataset)
     print(format_table(report))
     if args.json:

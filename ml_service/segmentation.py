@@ -11,17 +11,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 
 from ml_service import onnx_runtime
 from ml_service.identity import Versioned
 from ml_service.imaging import Box
+from ml_service.inference import inference_mode, load_checkpoint
 from ml_service.weights import WeightsMissing
+
+# torch is imported where a model is loaded or run (in workers), never at import: see ml_service.inference.
+if TYPE_CHECKING:
+    import torch
 
 
 class MaskRefiner(Versioned, ABC):
@@ -134,16 +138,18 @@ class SamRefiner(MaskRefiner):
             # Built empty and filled here (not by segment-anything's own loader) to read the file with
             # weights_only and to say clearly when the file is another variant's.
             model = sam_model_registry[self.variant]()
-            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+            state = load_checkpoint(self.checkpoint)
             try:
                 model.load_state_dict(state)
             except RuntimeError as exc:
                 raise ValueError(f"{self.checkpoint.name} is not a SAM {self.variant} checkpoint") from exc
+            import torch
+
             device = "cuda" if torch.cuda.is_available() else "cpu"
             self._predictor = SamPredictor(model.eval().to(device))
         return self._predictor
 
-    @torch.inference_mode()
+    @inference_mode
     def refine(self, image: Image.Image, box: Box) -> np.ndarray:
         x, y, w, h = box
         x0, y0, x1, y1 = self.context(image, box, self.margin)
@@ -218,12 +224,14 @@ class TorchvisionDetector(Detector):
 
                 builder = getattr(detection, self.architecture)
                 model = builder(weights=None, weights_backbone=None, num_classes=self.num_classes)
-                model.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True))
+                model.load_state_dict(load_checkpoint(self.weights))
                 self._model = model.eval()
             return self._model
 
-    @torch.inference_mode()
+    @inference_mode
     def detect(self, images: Sequence[Image.Image], min_confidence: float = 0.3) -> list[list[Detection]]:
+        import torch
+
         model = self.load()
         tensors = [
             torch.from_numpy(np.asarray(i.convert("RGB"), np.float32) / 255).permute(2, 0, 1) for i in images
@@ -321,8 +329,9 @@ class YoloOnnxDetector(Detector):
         best = scores.argmax(axis=1)
         return rows[:, :4], best, scores[np.arange(len(rows)), best]
 
-    @torch.inference_mode()
+    @inference_mode
     def detect(self, images: Sequence[Image.Image], min_confidence: float = 0.3) -> list[list[Detection]]:
+        import torch
         from torchvision.ops import batched_nms
 
         session = self.load()

@@ -47,8 +47,9 @@ from torch.utils.data import (
 from torchvision.transforms import v2
 
 from ml_service.augment import DecodedCache, DeviceAugment, cache_size
-from ml_service.embedding import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNetwork, trained_state
+from ml_service.embedding import IMAGENET_MEAN, IMAGENET_STD
 from ml_service.imaging import load_oriented
+from ml_service.networks import EmbeddingNetwork, trained_state
 
 CHECKPOINT = "checkpoint.pt"
 EXPORT = "model.pt"

@@ -23,6 +23,21 @@ from resight.health import QUEUES
 REPO = Path(__file__).resolve().parents[1]  # the repository root (tests/ is one level down)
 
 
+def process_env(media_root: Path) -> dict[str, str]:
+    """The environment of a platform process (a worker, a web process) on the tests' database, broker and
+    media folder."""
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "resight.conf.settings_test",
+        "RESIGHT_DB_NAME": connection.settings_dict["NAME"],  # the test database
+        "RESIGHT_MEDIA_ROOT": str(media_root),
+        "RESIGHT_BROKER_DIR": str(settings.BROKER_DIR),
+    }
+    if "DATABASE_URL" in os.environ:  # a database server of its own (make cluster-test): its test database
+        server = urlsplit(os.environ["DATABASE_URL"])
+        env["DATABASE_URL"] = urlunsplit(server._replace(path=f"/{connection.settings_dict['NAME']}"))
+    return env
+
+
 class Worker:
     def __init__(self, media_root: Path, queues: str = "interactive") -> None:
         self.media_root = media_root
@@ -31,18 +46,7 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = os.environ | {
-            "DJANGO_SETTINGS_MODULE": "resight.conf.settings_test",
-            "RESIGHT_DB_NAME": connection.settings_dict["NAME"],  # the test database
-            "RESIGHT_MEDIA_ROOT": str(self.media_root),
-            "RESIGHT_BROKER_DIR": str(settings.BROKER_DIR),
-            **self.env,
-        }
-        if (
-            "DATABASE_URL" in os.environ
-        ):  # a database server of its own (make cluster-test): its test database
-            server = urlsplit(os.environ["DATABASE_URL"])
-            env["DATABASE_URL"] = urlunsplit(server._replace(path=f"/{connection.settings_dict['NAME']}"))
+        env = process_env(self.media_root) | self.env
         self.process = subprocess.Popen(
             # --without-heartbeat too: a solo worker of one test needs no heartbeats to anyone.
             [*worker_command(self.queues, pool="solo", loglevel="WARNING"), "--without-heartbeat"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-import torch
 from django.conf import settings
 
 from identification.models import EmbeddingSpace
@@ -15,8 +14,7 @@ from ml_service import embedding, local_features, segmentation
 
 @cache
 def embedding_model(name: str) -> embedding.EmbeddingModel:
-    dtype = torch.bfloat16 if settings.RESIGHT_EMBEDDING_BF16 else torch.float32
-    model = embedding.get_model(name, dtype=dtype)
+    model = embedding.get_model(name, bf16=settings.RESIGHT_EMBEDDING_BF16)
     model.compiled = settings.RESIGHT_EMBEDDING_COMPILE
     model.runtime = settings.RESIGHT_EMBEDDING_RUNTIME
     model.onnx_cache = settings.RESIGHT_ONNX_CACHE

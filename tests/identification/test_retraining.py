@@ -16,7 +16,7 @@ from identification import tasks
 from identification.matching import pipeline, spaces
 from identification.matching import services as matching_services
 from identification.models import EmbeddingSpace, RunState, TrainingRun
-from identification.registry import retraining
+from identification.registry import retraining, trainer
 from tests.conftest import World, add_photo, make_user
 from tests.worker import Worker, wait_for
 
@@ -54,7 +54,7 @@ def test_curated_identities_train_a_model_that_is_promoted_and_used(curated: Wor
     assert run.state == RunState.QUEUED and run.curated_annotations >= 40
     assert retraining.start(trigger="threshold") is None  # one run at a time
 
-    retraining.run(run.pk)
+    trainer.run(run.pk)
     run.refresh_from_db()
     assert run.state == RunState.DONE, run.error
     assert [e["epoch"] for e in run.history] == [1, 2]
@@ -96,7 +96,7 @@ def test_a_worse_candidate_keeps_the_active_version(curated: World, settings) ->
         retraining.start(trigger="manual", actor=curated.users["admin"], force=True)
     run = retraining.start(trigger="manual", actor=make_user("operator", is_staff=True), force=True)
     assert run is not None
-    retraining.run(run.pk)
+    trainer.run(run.pk)
     run.refresh_from_db()
     assert run.state == RunState.REJECTED and run.candidate is None
     assert active_key() == start_key
@@ -110,21 +110,21 @@ def test_interrupted_training_and_reembedding_resume_without_touching_the_active
     settings.RESIGHT_RETRAIN_MIN_GAIN = -100.0
     run = retraining.start(trigger="manual", force=True)
     assert run is not None
-    retraining.run(run.pk, stop_after_epochs=1)  # the worker dies after the first epoch
+    trainer.run(run.pk, stop_after_epochs=1)  # the worker dies after the first epoch
     run.refresh_from_db()
     assert run.state == RunState.TRAINING and len(run.history) == 1 and active_key() == start_key
 
     monkeypatch.setattr(spaces, "REEMBED_BATCH", 5)
     real_reembed = spaces.reembed
     monkeypatch.setattr(spaces, "reembed", lambda space_id: real_reembed(space_id, batches=2))
-    retraining.run(run.pk)  # resumes from the checkpoint; re-embedding is cut short again
+    trainer.run(run.pk)  # resumes from the checkpoint; re-embedding is cut short again
     run.refresh_from_db()
     assert run.state == RunState.REEMBEDDING and [e["epoch"] for e in run.history] == [1, 2]
     assert run.candidate is not None and run.candidate.reembedded == 10
     assert active_key() == start_key  # matching still uses the active version
 
     monkeypatch.setattr(spaces, "reembed", real_reembed)
-    retraining.run(run.pk)
+    trainer.run(run.pk)
     run.refresh_from_db()
     assert run.state == RunState.DONE and active_key() == run.candidate.key
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from catalog import synthetic
-from ml_service import embedding, fusion, imaging, local_features, weights
+from ml_service import embedding, fusion, imaging, local_features, networks, weights
 
 
 def shot(individual: int, seed: int, size=(480, 360)) -> imaging.Crop:
@@ -156,7 +156,7 @@ def test_miewid_loader_reads_a_saved_model_in_the_published_format(tmp_path, mon
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the tests never download
     torch.manual_seed(0)
-    original = embedding.MiewIdNetwork()
+    original = networks.MiewIdNetwork()
     # Calibrate the random network's batch-norm statistics so activations stay in a sane range (a random
     # EfficientNet in eval mode otherwise blows up to ~1e6, where float summation order alone shows).
     for module in original.modules():
@@ -193,9 +193,8 @@ def test_miewid_without_weights_offline_fails_clearly(monkeypatch) -> None:
 
 
 def test_bf16_embeddings_are_a_version_of_their_own_and_agree_with_fp32(mobilenet) -> None:
-    import torch
 
-    fast = embedding.get_model("imagenet-mobilenetv2", dtype=torch.bfloat16)
+    fast = embedding.get_model("imagenet-mobilenetv2", bf16=True)
     assert fast.key == mobilenet.key + "+bf16"
     crops = [shot(1, 10), shot(2, 12)]
     assert np.abs(fast.predict(crops) - mobilenet.predict(crops)).max() < 0.05
@@ -240,7 +239,7 @@ def test_other_weights_never_reuse_an_onnx_export() -> None:
 def test_the_runtime_is_chosen_by_precision_and_compilation() -> None:
     model = embedding.get_model("imagenet-mobilenetv2")
     assert model.resolved_runtime() == ("torch" if torch.cuda.is_available() else "onnx")
-    assert embedding.get_model("imagenet-mobilenetv2", dtype=torch.bfloat16).resolved_runtime() == "torch"
+    assert embedding.get_model("imagenet-mobilenetv2", bf16=True).resolved_runtime() == "torch"
     model.compiled = True
     assert model.resolved_runtime() == "torch"
     model.runtime = "tensorrt"
