@@ -68,7 +68,9 @@ def main() -> None:
     )
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--jobs", type=int, default=12, help="match jobs per worker count")
+    parser.add_argument(
+        "--jobs", type=int, default=12, help="match jobs per worker count (0: measure the load only)"
+    )
     parser.add_argument("--web-processes", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="resight-load-") as root:
@@ -81,11 +83,12 @@ def main() -> None:
             while not _queue_empty(cluster, "bulk"):  # the demo's photos embedded: load on a settled cluster
                 time.sleep(1)
             samples = load(cluster, args.users, args.seconds, Path(root))
-            one = matches_per_minute(cluster, args.jobs, seed=200_000)
-            cluster.start_worker("interactive", 2)
-            config.workers["interactive"] = 2
-            cluster.wait_ready()
-            two = matches_per_minute(cluster, args.jobs, seed=300_000)
+            if args.jobs:
+                one = matches_per_minute(cluster, args.jobs, seed=200_000)
+                cluster.start_worker("interactive", 2)
+                config.workers["interactive"] = 2
+                cluster.wait_ready()
+                two = matches_per_minute(cluster, args.jobs, seed=300_000)
         finally:
             cluster.stop()
 
@@ -102,7 +105,14 @@ def main() -> None:
         rate = len(times) / steady
         print(f"| {label} | {len(times)} | {rate:.1f} | {p50:.0f} | {p95:.0f} | {p99:.0f} |")
     print(f"\nerrors: {len(samples.get('errors', []))}\n")
-    print("| interactive workers | matches/min | ratio |")
+    print("| page | count | p50 ms | p95 ms |")
+    print("|---|---|---|---|")
+    for name in sorted(n for n in samples if n.startswith("page:")):
+        p50, p95 = np.percentile(samples[name], [50, 95])
+        print(f"| {name.removeprefix('page: ')} | {len(samples[name])} | {p50:.0f} | {p95:.0f} |")
+    if not args.jobs:
+        return
+    print("\n| interactive workers | matches/min | ratio |")
     print("|---|---|---|")
     print(f"| 1 | {one:.1f} | 1.00 |")
     print(f"| 2 | {two:.1f} | {two / one:.2f} |")

@@ -42,6 +42,8 @@ def _kind(name: str, method: str) -> str:
 @events.request.add_listener
 def _record(request_type: str, name: str, response_time: float, exception: Any, **kwargs: Any) -> None:
     _samples.setdefault(_kind(name, request_type), []).append(response_time)
+    if name.startswith("page:"):
+        _samples.setdefault(name, []).append(response_time)  # each page apart, to find the slow ones
     if exception is not None:
         _samples.setdefault("errors", []).append(1.0)
 

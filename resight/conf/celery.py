@@ -8,12 +8,23 @@ import os
 import sys
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resight.conf.settings")
 
 app = Celery("resight")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _yield_cpu_to_the_web(**kwargs: object) -> None:
+    # The pool's child runs the tasks; the worker's main process only talks to the broker and stays as it is,
+    # so heartbeats and shutdown keep their timing.
+    from django.conf import settings
+
+    if settings.RESIGHT_WORKER_NICE:
+        os.nice(settings.RESIGHT_WORKER_NICE)
 
 
 def serves(worker: object, queue: str) -> bool:

@@ -285,6 +285,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # On SIGTERM a worker gives its running task this long to finish before handing it back (WORKER_ENV in
 # resight.conf.celery); the match job is then taken over by another worker (identification.matching.jobs).
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = float(os.environ.get("RESIGHT_WORKER_SHUTDOWN_SECONDS", 3))
+# The processes that run tasks (models, imports) yield the CPU to the web tier where both share a machine
+# (make run, the one-machine cluster): a page waits behind a match job otherwise. 0 leaves them as they are.
+RESIGHT_WORKER_NICE = int(os.environ.get("RESIGHT_WORKER_NICE", 10))
 CELERY_TASK_IGNORE_RESULT = True  # job state lives in the database, not in a result backend
 CELERY_TASK_DEFAULT_QUEUE = "bulk"
 CELERY_TASK_ROUTES = {

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -58,6 +59,18 @@ def test_every_queue_has_two_workers_and_the_web_tier_two_processes(cluster: Clu
     assert ready.json()["checks"]["workers"]["detail"] == {"interactive": 2, "bulk": 2, "training": 2}
     gunicorn = psutil.Process(cluster.processes["web"].pid)
     assert len(gunicorn.children()) == 2
+
+
+def test_the_web_tier_holds_no_torch_and_task_processes_yield_the_cpu(cluster: Cluster) -> None:
+    gunicorn = psutil.Process(cluster.processes["web"].pid)
+    for process in [gunicorn, *gunicorn.children()]:
+        libraries = {Path(m.path).name for m in process.memory_maps()}
+        assert not any(name.startswith("libtorch") for name in libraries), process.pid
+    for name, worker in cluster.processes.items():
+        if name.startswith("worker-"):
+            pool = psutil.Process(worker.pid).children()
+            assert pool and all(child.nice() == 10 for child in pool), name  # RESIGHT_WORKER_NICE
+            assert psutil.Process(worker.pid).nice() == 0, name
 
 
 def test_a_photo_stored_by_the_web_tier_is_matched_by_a_worker(cluster: Cluster, curator: Api) -> None:
