@@ -4,7 +4,7 @@ them are gone within seconds, also while a worker is busy with a match job, and 
 from __future__ import annotations
 
 import math
-import shutil
+from pathlib import Path
 
 import pytest
 
@@ -16,10 +16,10 @@ pytestmark = pytest.mark.cluster
 STOP_WITHIN_S = 10.0
 
 
-def test_sigterm_stops_web_workers_and_beat_within_seconds_and_a_busy_job_is_handed_back(tmp_path) -> None:
-    if shutil.which("redis-server") is None:
-        pytest.skip("the cluster tests need redis-server (Debian: redis-server)")
-    cluster = Cluster(ClusterConfig(tmp_path, workers={"interactive": 1, "bulk": 1, "training": 1}))
+def test_sigterm_stops_web_workers_and_beat_within_seconds_and_a_busy_job_is_handed_back(
+    cluster_folder: Path,
+) -> None:
+    cluster = Cluster(ClusterConfig(cluster_folder, workers={"interactive": 1, "bulk": 1, "training": 1}))
     try:
         cluster.up()
         curator = Api.signed_in(cluster.url, "curator")

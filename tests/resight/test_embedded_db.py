@@ -14,6 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.folders import server_folder
+
 HOLD = """
 import os, sys, psycopg
 from pathlib import Path
@@ -48,11 +50,12 @@ def postmaster_pid(pgdata: Path) -> int | None:
 
 
 @pytest.fixture
-def pgdata(tmp_path: Path):
-    path = tmp_path / "pg"
-    yield path
-    if (pid := postmaster_pid(path)) is not None:  # never leave a server behind
-        os.kill(pid, signal.SIGTERM)
+def pgdata():
+    with server_folder("resight-embedded-") as root:
+        path = root / "pg"
+        yield path
+        if (pid := postmaster_pid(path)) is not None:  # never leave a server behind
+            os.kill(pid, signal.SIGTERM)
 
 
 def test_clean_exit_stops_the_server(pgdata: Path) -> None:
