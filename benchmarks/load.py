@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +50,14 @@ def load(cluster: Cluster, users: int, seconds: int, folder: Path) -> dict[str, 
     return json.loads(samples.read_text())
 
 
+def post_jobs(cluster: Cluster, jobs: int) -> None:
+    """Match jobs posted back to back (not waited for): the matching work that runs beside the load."""
+    curator = Api.signed_in(cluster.url, "curator") if jobs else None
+    for i in range(jobs):
+        assert curator is not None
+        curator.match(curator.new_photo_of_demo_individual(i % 4, seed=400_000 + i)["id"])
+
+
 def matches_per_minute(cluster: Cluster, jobs: int, seed: int) -> float:
     curator = Api.signed_in(cluster.url, "curator")
     started = time.monotonic()
@@ -72,6 +81,12 @@ def main() -> None:
         "--jobs", type=int, default=12, help="match jobs per worker count (0: measure the load only)"
     )
     parser.add_argument("--web-processes", type=int, default=2)
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="match jobs posted while the load runs, so that the interactive worker is busy meanwhile",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="resight-load-") as root:
         config = ClusterConfig(
@@ -82,7 +97,10 @@ def main() -> None:
             cluster.up()
             while not _queue_empty(cluster, "bulk"):  # the demo's photos embedded: load on a settled cluster
                 time.sleep(1)
+            busy = threading.Thread(target=post_jobs, args=(cluster, args.busy), daemon=True)
+            busy.start()
             samples = load(cluster, args.users, args.seconds, Path(root))
+            busy.join()
             if args.jobs:
                 one = matches_per_minute(cluster, args.jobs, seed=200_000)
                 cluster.start_worker("interactive", 2)
@@ -94,7 +112,8 @@ def main() -> None:
 
     print(
         f"\n{args.users} users for {args.seconds} s (measured after the ramp-up and sign-ins), "
-        f"{args.web_processes} gunicorn processes x {config.web_threads} threads, locust on this machine\n"
+        f"{args.web_processes} gunicorn processes x {config.web_threads} threads, locust on this machine, "
+        f"{args.busy} match jobs posted meanwhile\n"
     )
     print("| requests | count | req/s | p50 ms | p95 ms | p99 ms |")
     print("|---|---|---|---|---|---|")
