@@ -334,7 +334,7 @@ class ResightBase(EmbeddingModel):
                 f"{self.path}: the resight-base weights are missing; rebuild them with "
                 "python -m ml_service.base_model (README, 'Base model')"
             )
-        with safe_open(str(self.path), framework="pt") as handle:
+        with safe_open(str(self.path), framework="numpy") as handle:  # numpy: no torch to read a name
             self.metadata: dict[str, str] = handle.metadata() or {}
             dim = handle.get_slice("bn.weight").get_shape()[0]
         if self.metadata.get("name") != BASE_MODEL_NAME or "version" not in self.metadata:
