@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -131,11 +133,29 @@ RESIGHT_DB_STATEMENT_TIMEOUT_MS = int(os.environ.get("RESIGHT_DB_STATEMENT_TIMEO
 
 # --- Media ----------------------------------------------------------------------------------------------
 # Local files by default (resight.storage.MediaStorage: a full disk refuses an upload and leaves no partial
-# file); any django-storages backend (S3-compatible) via RESIGHT_MEDIA_STORAGE, e.g.
-# "storages.backends.s3.S3Storage" with its AWS_* settings in the environment.
+# file); an S3-compatible bucket when RESIGHT_MEDIA_S3_BUCKET is set (django-storages, `pip install
+# '.[s3]'`); any other Django storage class via RESIGHT_MEDIA_STORAGE.
 MEDIA_ROOT = Path(os.environ.get("RESIGHT_MEDIA_ROOT", STATE_DIR / "media"))
+
+
+def media_storage(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The media storage an environment configures (the tests give a worker the same one)."""
+    if bucket := environ.get("RESIGHT_MEDIA_S3_BUCKET"):
+        options = {
+            "bucket_name": bucket,
+            "endpoint_url": environ.get("RESIGHT_MEDIA_S3_ENDPOINT_URL") or None,  # MinIO, Ceph, Garage...
+            "region_name": environ.get("RESIGHT_MEDIA_S3_REGION") or None,
+            # Never replace a stored file that has the same name: storage picks a free name, as on disk.
+            "file_overwrite": False,
+            # Private objects: media is served through the permission policy only (catalog.views).
+            "default_acl": None,
+        }  # credentials: as boto3 finds them (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a role)
+        return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+    return {"BACKEND": environ.get("RESIGHT_MEDIA_STORAGE", "resight.storage.MediaStorage")}
+
+
 STORAGES = {
-    "default": {"BACKEND": os.environ.get("RESIGHT_MEDIA_STORAGE", "resight.storage.MediaStorage")},
+    "default": media_storage(os.environ),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Media is never served from a public URL: every file goes through the permission policy (catalog.views).
