@@ -52,9 +52,10 @@ def load(cluster: Cluster, users: int, seconds: int, folder: Path) -> dict[str, 
 
 def post_jobs(cluster: Cluster, jobs: int) -> None:
     """Match jobs posted back to back (not waited for): the matching work that runs beside the load."""
-    curator = Api.signed_in(cluster.url, "curator") if jobs else None
+    if not jobs:
+        return
+    curator = Api.signed_in(cluster.url, "curator")
     for i in range(jobs):
-        assert curator is not None
         curator.match(curator.new_photo_of_demo_individual(i % 4, seed=400_000 + i)["id"])
 
 

@@ -77,7 +77,8 @@ def file_columns() -> list[tuple[str, str]]:
     ]
 
 
-def _referenced_files() -> list[str]:
+def referenced_files() -> list[str]:
+    """Every media name a row holds (a backup archives exactly these)."""
     names: set[str] = set()
     with connection.cursor() as cursor:
         for table, column in file_columns():
@@ -110,7 +111,7 @@ def backup(target: Path) -> Summary:
             )
             if done.returncode:
                 raise BackupError(f"pg_dump failed: {done.stderr.strip()}")
-            files = _referenced_files()  # as of the same snapshot as the dump
+            files = referenced_files()  # as of the same snapshot as the dump
         missing = _write(partial, dump, files)
         dumped = dump.stat().st_size
     partial.replace(target)

@@ -12,7 +12,6 @@ from pathlib import Path
 import boto3
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django.urls import reverse
 from moto.server import ThreadedMotoServer
 
@@ -52,32 +51,24 @@ def s3_media(s3_server: str, settings, monkeypatch) -> Iterator[dict[str, str]]:
     client.create_bucket(Bucket=BUCKET)
     settings.STORAGES = {**settings.STORAGES, "default": media_storage(env)}
     yield env
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        for item in page.get("Contents", []):
-            client.delete_object(Bucket=BUCKET, Key=item["Key"])
+    for key in objects(s3_server):
+        client.delete_object(Bucket=BUCKET, Key=key)
     client.delete_bucket(Bucket=BUCKET)
 
 
 def bucket_client(endpoint: str):
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **_lower(CREDENTIALS))
-
-
-def _lower(credentials: dict[str, str]) -> dict[str, str]:
-    return {name.lower(): value for name, value in credentials.items()}
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def objects(endpoint: str) -> set[str]:
     pages = bucket_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
     return {item["Key"] for page in pages for item in page.get("Contents", [])}
-
-
-def stored_names() -> set[str]:
-    names: set[str] = set()
-    with connection.cursor() as cursor:
-        for table, column in backup.file_columns():
-            cursor.execute(f'SELECT "{column}" FROM "{table}" WHERE "{column}" <> \'\'')  # schema names only
-            names.update(name for (name,) in cursor.fetchall())
-    return names
 
 
 @pytest.mark.usefixtures("transactional_db")
@@ -125,7 +116,7 @@ def test_a_photo_stored_in_the_bucket_is_matched_by_a_worker_and_served(
 
     # Every file the platform wrote (photos, their display copies, masks, local features) is an object of
     # the bucket, and nothing went to the local media folder.
-    names = stored_names()
+    names = set(backup.referenced_files())
     assert names and names <= objects(endpoint), names - objects(endpoint)
     assert not [p for p in media_root.rglob("*") if p.is_file()]
 
