@@ -34,9 +34,9 @@ def connect() -> None:
     )
 
 
-def _send(task: str, object_id: int) -> None:
+def _send(task: str, object_id: int, **options: object) -> None:
     # By name, through the routes (settings.CELERY_TASK_ROUTES): the tasks module imports this one's.
-    celery_app.send_task(task, args=[object_id])
+    celery_app.send_task(task, args=[object_id], kwargs=options)
 
 
 def on_annotation_saved(
@@ -64,7 +64,8 @@ def on_annotation_saved(
         with transaction.atomic():
             match_job_start(actor=actor, annotation=annotation)
     elif geometry_changed:
-        _send("identification.tasks.prepare_annotation", annotation.pk)
+        # A changed box redoes what a search may have stored from the old one since it was forgotten above.
+        _send("identification.tasks.prepare_annotation", annotation.pk, redo=not created)
     if annotation.individual_id is not None:
         # A no-op until the curated set grew enough.
         _send("identification.tasks.refit_calibration", annotation.species_id)
@@ -93,4 +94,4 @@ def on_media_asset_stored(*, media_asset: MediaAsset, **kwargs: object) -> None:
 def on_matching_settings_changed(*, species: Species, **kwargs: object) -> None:
     """Redo the vectors and features of every annotation of the species, in the background."""
     for annotation_id in Annotation.objects.filter(species=species).values_list("pk", flat=True):
-        _send("identification.tasks.prepare_annotation", annotation_id)
+        _send("identification.tasks.prepare_annotation", annotation_id, redo=True)

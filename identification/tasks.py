@@ -41,13 +41,17 @@ def rerank_job(job_id: int) -> None:
 
 
 @shared_task(acks_late=True)
-def prepare_annotation(annotation_id: int) -> None:
-    """Embedding and local features of a new or changed annotation, computed ahead of any search."""
+def prepare_annotation(annotation_id: int, redo: bool = False) -> None:
+    """Embedding and local features of a new or changed annotation, computed ahead of any search; what is
+    stored already is kept, unless `redo` (its box or its species' matching settings changed)."""
     annotation = Annotation.objects.select_related("media_asset").filter(pk=annotation_id).first()
     if annotation is None:
         return
     space = spaces.active_space()
-    store.forget(annotation)  # the vectors and features of its old geometry or settings
+    if redo:
+        # Not for a new annotation: a match job may have stored its features already and be reading them (a
+        # demo or bulk photo is a gallery member at once). Readers of a redone one extract them again.
+        store.forget(annotation)
     decoded = crops.Crops()
     try:
         store.embed([annotation], space, crops=decoded)

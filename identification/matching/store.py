@@ -78,8 +78,14 @@ def local_features_of(
     """Local features of the annotation's crop, extracted once per extractor version and cached in storage."""
     cached = LocalFeatureSet.objects.filter(annotation=annotation, extractor=matcher.key).first()
     if cached is not None:
-        with cached.file.open("rb") as f, np.load(io.BytesIO(f.read())) as data:
-            return local_features.Features.from_npz(dict(data))
+        try:
+            with cached.file.open("rb") as f, np.load(io.BytesIO(f.read())) as data:
+                return local_features.Features.from_npz(dict(data))
+        except FileNotFoundError:
+            # Forgotten since the row was read (a redo of the annotation in another worker), or the file was
+            # lost: extract them again rather than fail the search that needs them.
+            logger.info("annotation %s: local features %s gone, extracting again", annotation.pk, cached.file)
+            LocalFeatureSet.objects.filter(pk=cached.pk).delete()
     extracted = matcher.extract((crops or crop_of)(annotation))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **extracted.to_npz())  # type: ignore[arg-type]
