@@ -563,17 +563,22 @@ def annotation_set_mask(*, annotation: Annotation, png: bytes, source: str) -> A
     """Store a segmentation mask computed by the system (no user action, so no permission check).
 
     Two workers may compute the mask of one annotation at once (its embedding and a match job): the row is
-    locked while its mask is replaced, and whichever file it named before is removed, so the loser's file is
-    never left behind."""
+    locked, and the first mask stored is kept. A stored mask is never replaced, because another worker may
+    have read its name and be about to open it; the loser's file is removed, so none is left behind. A mask
+    computed for a box that has changed since is not kept either."""
+    box = (annotation.x, annotation.y, annotation.width, annotation.height)
     annotation.mask.save(f"{annotation.pk}-{source.split('@')[0]}.png", ContentFile(png), save=False)
     new = str(annotation.mask.name)
     try:
         with transaction.atomic():
             locked = Annotation.objects.select_for_update(of=("self",)).filter(pk=annotation.pk)
-            old = locked.values_list("mask", flat=True).first()
-            if not locked.update(mask=new):  # deleted meanwhile: nothing refers to the file
+            row = locked.values_list("mask", "x", "y", "width", "height").first()
+            if row is None or row[0] or tuple(row[1:]) != box:
+                # Deleted meanwhile, masked by another worker first, or redrawn: nothing is to name this file.
                 default_storage.delete(new)
+                annotation.mask.name = row[0] if row else None
                 return annotation
+            locked.update(mask=new)
             audit.record(
                 actor=None,
                 action="annotation.mask",
@@ -584,6 +589,4 @@ def annotation_set_mask(*, annotation: Annotation, png: bytes, source: str) -> A
     except BaseException:
         default_storage.delete(new)
         raise
-    if old and old != new:
-        transaction.on_commit(lambda: default_storage.delete(old))
     return annotation
