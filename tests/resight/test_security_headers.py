@@ -180,6 +180,20 @@ def test_hsts_and_secure_cookies_when_https_is_on(world: World) -> None:
     assert login["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
 
 
+def test_csrf_tokens_spell_nothing_in_tests_and_still_guard_every_post(world: World) -> None:
+    """tests/conftest.py draws CSRF tokens from digits, so no assertion about a page's words depends on a
+    random token: Django's middleware still issues, masks and checks them."""
+    client = Client(enforce_csrf_checks=True)
+    form = client.get("/login/").content.decode()
+    tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+    tokens += re.findall(r'"X-CSRFToken": "([^"]+)"', form)
+    assert len(tokens) == 2 and all(len(t) == 64 and t.isdigit() for t in tokens), tokens
+    credentials = {"username": "curator", "password": PASSWORD}
+    assert client.post("/login/", credentials).status_code == 403
+    assert client.post("/login/", {**credentials, "csrfmiddlewaretoken": "1" * 64}).status_code == 403
+    assert client.post("/login/", {**credentials, "csrfmiddlewaretoken": tokens[0]}).status_code == 302
+
+
 # Warnings `check --deploy` may still give with RESIGHT_HTTPS=true, and why they are left:
 JUSTIFIED = {
     # HSTS preload is a commitment to HTTPS for the domain and all its subdomains that is hard to take back
