@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import hypothesis
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
@@ -31,6 +32,15 @@ os.environ.setdefault("RESIGHT_ONNX_CACHE", str(django_settings.RESIGHT_ONNX_CAC
 # chance (issue 16). In tests the tokens are random digits only, still random per session and still checked
 # by Django's middleware (which reads the alphabet from this module variable for masking and unmasking).
 csrf.CSRF_ALLOWED_CHARS = string.digits
+# Property-based tests draw the same examples on every run (a hash of the test), and no example has a time
+# limit: a busy machine must not fail them by chance. RESIGHT_FUZZ_RANDOM=1 draws fresh examples.
+hypothesis.settings.register_profile(
+    "resight",
+    deadline=None,
+    derandomize=not os.environ.get("RESIGHT_FUZZ_RANDOM"),
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],  # slow generation on a busy machine
+)
+hypothesis.settings.load_profile("resight")
 
 
 @pytest.fixture(autouse=True)

@@ -248,9 +248,7 @@ def fuzz(operation: Any, headers: dict[str, str], pools: dict[str, list[Any]]) -
 
     @settings(
         max_examples=MAX_EXAMPLES,
-        deadline=None,
-        derandomize=not os.environ.get("RESIGHT_FUZZ_RANDOM"),
-        database=None,
+        database=None,  # deadline and derandomize: the suite's profile (tests/conftest.py)
         phases=[Phase.generate],  # no shrinking: the report comes at once, with its curl command
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
