@@ -250,7 +250,7 @@ def fuzz(operation: Any, headers: dict[str, str], pools: dict[str, list[Any]]) -
         max_examples=MAX_EXAMPLES,
         database=None,  # deadline and derandomize: the suite's profile (tests/conftest.py)
         phases=[Phase.generate],  # no shrinking: the report comes at once, with its curl command
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        suppress_health_check=[*settings().suppress_health_check, HealthCheck.filter_too_much],
     )
     @given(
         case=st.one_of(

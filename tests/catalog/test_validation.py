@@ -27,8 +27,10 @@ from catalog.models import BatchState, Sighting
 from tests.conftest import World, make_zip, photo_bytes, upload
 
 PAGES = ["/", "/individuals/", "/api/sightings/", "/api/media-assets/"]
+# The suite's profile (tests/conftest.py), plus: database fixtures are set up per test, not per example.
 DB_SETTINGS = settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30,
+    suppress_health_check=[*settings().suppress_health_check, HealthCheck.function_scoped_fixture],
 )
 
 
