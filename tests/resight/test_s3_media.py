@@ -16,7 +16,9 @@ from django.urls import reverse
 from moto.server import ThreadedMotoServer
 
 from catalog import synthetic
-from identification.models import JobState, MatchJob
+from catalog.models import Annotation
+from identification.matching import loaded, store
+from identification.models import JobState, LocalFeatureSet, MatchJob
 from resight import backup
 from resight.conf.cluster import free_port
 from resight.conf.settings import media_storage
@@ -73,7 +75,7 @@ def objects(endpoint: str) -> set[str]:
 
 @pytest.mark.usefixtures("transactional_db")
 def test_a_photo_stored_in_the_bucket_is_matched_by_a_worker_and_served(
-    s3_media: dict[str, str], catalogue: Catalogue, api_client_for, media_root: Path
+    s3_media: dict[str, str], catalogue: Catalogue, api_client_for, media_root: Path, settings
 ) -> None:
     world = catalogue.world
     endpoint = s3_media["RESIGHT_MEDIA_S3_ENDPOINT_URL"]
@@ -119,6 +121,14 @@ def test_a_photo_stored_in_the_bucket_is_matched_by_a_worker_and_served(
     names = set(backup.referenced_files())
     assert names and names <= objects(endpoint), names - objects(endpoint)
     assert not [p for p in media_root.rglob("*") if p.is_file()]
+
+    # Local features whose object went (another worker forgot them meanwhile) are extracted and stored again.
+    query = Annotation.objects.get(pk=annotation.json()["id"])
+    gone = LocalFeatureSet.objects.get(annotation=query)
+    bucket_client(endpoint).delete_object(Bucket=BUCKET, Key=gone.file.name)
+    store.local_features_of(query, loaded.local_matcher(settings.RESIGHT_LOCAL_MATCHER))
+    again = LocalFeatureSet.objects.get(annotation=query)
+    assert again.pk != gone.pk and again.file.name in objects(endpoint)
 
     # The media view streams the object through the permission policy.
     url = reverse("media-file", args=[asset.json()["id"], "original"])
